@@ -1,0 +1,144 @@
+"""Named recipes that build a classical mechanism for a given distribution.
+
+The crowdsourced mechanisms are compilers: they learn a distribution from the bidders
+and then run a classical mechanism designed for it. A :class:`Design` is that recipe,
+``design.build(prior) -> ClassicalMechanism``, with the strictifying lottery of the
+paper's Lemma 1 applied when ``delta > 0``, and a bounded cache so that equal
+distributions are designed once.
+
+Registered names (see :data:`CLASSICAL`): ``second_price``, ``first_price``,
+``monopoly_reserve`` (second price with the marginals' monopoly reserves),
+``myerson``, ``lookahead`` (Ronen), ``optimal`` (the LP-optimal DST auction).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+from crowdauction.errors import UnknownNameError
+from crowdauction.mechanisms.classical import ClassicalMechanism, FirstPrice, SecondPrice, Strictified
+from crowdauction.mechanisms.prior import Prior
+from crowdauction.mechanisms.typespace import Setting
+
+__all__ = ["Design", "CLASSICAL", "make_design", "classical_names"]
+
+Builder = Callable[[Prior, Setting | None], ClassicalMechanism]
+
+
+def _second_price(prior: Prior, setting: Setting | None) -> ClassicalMechanism:
+    return SecondPrice(setting=setting)
+
+
+def _first_price(prior: Prior, setting: Setting | None) -> ClassicalMechanism:
+    return FirstPrice(setting=setting)
+
+
+def _monopoly(prior: Prior, setting: Setting | None) -> ClassicalMechanism:
+    from crowdauction.mechanisms.myerson import monopoly_reserves
+
+    mech = SecondPrice(reserve=monopoly_reserves(prior), setting=setting)
+    mech.name = "monopoly_reserve"
+    return mech
+
+
+def _myerson(prior: Prior, setting: Setting | None) -> ClassicalMechanism:
+    from crowdauction.mechanisms.myerson import myerson
+
+    return myerson(prior, setting)
+
+
+def _lookahead(prior: Prior, setting: Setting | None) -> ClassicalMechanism:
+    from crowdauction.mechanisms.lookahead import Lookahead
+
+    if setting is not None and setting.capacity(prior.n) != 1:
+        raise ValueError("the 1-lookahead auction sells a single good; use another design for k units")
+    return Lookahead(prior)
+
+
+def _optimal(prior: Prior, setting: Setting | None) -> ClassicalMechanism:
+    from crowdauction.mechanisms.optimal import optimal_mechanism
+
+    return optimal_mechanism(prior, setting)
+
+
+#: name -> (builder, whether the design is dominant-strategy truthful)
+CLASSICAL: dict[str, Builder] = {
+    "second_price": _second_price,
+    "first_price": _first_price,
+    "monopoly_reserve": _monopoly,
+    "myerson": _myerson,
+    "lookahead": _lookahead,
+    "optimal": _optimal,
+}
+
+
+def classical_names() -> list[str]:
+    return sorted(CLASSICAL)
+
+
+class Design:
+    """A classical mechanism recipe, optionally strictified, with a cache.
+
+    Args:
+        name: a key of :data:`CLASSICAL`.
+        delta: probability of the Lemma 1 lottery; 0 leaves the mechanism as is.
+        eps_prime: the lottery's discount, in ``(0, 1)``.
+        setting: feasibility; single good by default.
+        cache_size: how many built mechanisms to keep, keyed by distribution.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        delta: float = 0.0,
+        eps_prime: float = 0.5,
+        setting: Setting | None = None,
+        cache_size: int = 512,
+    ):
+        if name not in CLASSICAL:
+            raise UnknownNameError(
+                f"unknown classical mechanism {name!r}; expected one of {classical_names()}"
+            )
+        if not (0.0 <= delta < 1.0):
+            raise ValueError(f"delta must lie in [0, 1), got {delta!r}")
+        self.name = name
+        self.delta = float(delta)
+        self.eps_prime = float(eps_prime)
+        self.setting = setting
+        self._builder = CLASSICAL[name]
+        self._cache: OrderedDict[bytes, ClassicalMechanism] = OrderedDict()
+        self._cache_size = int(cache_size)
+        self.hits = 0
+        self.misses = 0
+
+    def build(self, prior: Prior) -> ClassicalMechanism:
+        """The mechanism for distribution ``prior`` (from the cache when seen before)."""
+        key = prior.key()
+        mech = self._cache.get(key)
+        if mech is not None:
+            self.hits += 1
+            self._cache.move_to_end(key)
+            return mech
+        self.misses += 1
+        mech = self._builder(prior, self.setting)
+        if self.delta > 0:
+            mech = Strictified(mech, self.delta, eps_prime=self.eps_prime, space=prior.space)
+        self._cache[key] = mech
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return mech
+
+    @property
+    def truthful(self) -> bool:
+        return self.name != "first_price"
+
+    def __repr__(self) -> str:
+        return f"Design({self.name!r}, delta={self.delta})"
+
+
+def make_design(name: str | Design, delta: float = 0.0, **kwargs: object) -> Design:
+    """Resolve a design by name, or pass a :class:`Design` through."""
+    if isinstance(name, Design):
+        return name
+    return Design(name, delta=delta, **kwargs)  # type: ignore[arg-type]
