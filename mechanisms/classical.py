@@ -397,12 +397,17 @@ class Strictified(ClassicalMechanism):
         return self.delta / (n * self.prices.size) * min(self.eps_prime, 1 - self.eps_prime)
 
 
-def dst_violation(mech: ClassicalMechanism, space: TypeSpace) -> tuple[float, dict]:
+def dst_violation(
+    mech: ClassicalMechanism, space: TypeSpace, misreports_only: bool = False
+) -> tuple[float, dict]:
     """Largest gain any bidder gets from any valuation misreport, over every profile.
 
     Dominance check on the whole grid: for each bidder, true value, misreport and the
     others' reports, compare expected utilities. Returns ``(max_gain, where)`` with
     ``where`` naming bidder, true value, misreport and the others' reports.
+
+    With ``misreports_only`` the truthful report is left out of the maximum, so a
+    negative result means every misreport loses strictly (strict dominance).
     """
     prof = space.profile_values  # (N, n)
     best = -np.inf
@@ -417,6 +422,8 @@ def dst_violation(mech: ClassicalMechanism, space: TypeSpace) -> tuple[float, di
         own = np.searchsorted(g, prof[:, i])
         truthful = util[np.arange(len(prof)), own]
         gain = util - truthful[:, None]
+        if misreports_only:
+            gain[np.arange(len(prof)), own] = -np.inf
         f, kk = np.unravel_index(int(np.argmax(gain)), gain.shape)
         if gain[f, kk] > best:
             best = float(gain[f, kk])
