@@ -191,12 +191,16 @@ class SecondPrice(ClassicalMechanism):
             self.reserve = None
 
     def outcome(self, reports: np.ndarray) -> Outcome:
-        r = check_reports(reports).astype(np.float64)
+        r = check_reports(reports)
         B, n = r.shape
         k = self.setting.capacity(n)
-        res = np.zeros(n) if self.reserve is None else np.broadcast_to(self.reserve, (n,))
+        # Checked before broadcasting, which would fail first with numpy's own message.
         if self.reserve is not None and np.ndim(self.reserve) == 1 and len(self.reserve) != n:
             raise InvalidReportError(f"{len(self.reserve)} personalised reserves for {n} bidders")
+        res = np.zeros(n) if self.reserve is None else np.broadcast_to(self.reserve, (n,))
+        if k == 1:
+            return self._single_good(r, res)
+        r = r.astype(np.float64)
         eligible = r >= res
         # Ineligible bidders rank below every eligible one.
         key = np.where(eligible, r, -1.0)
@@ -212,6 +216,36 @@ class SecondPrice(ClassicalMechanism):
         price = np.maximum(res[None, :], nxt)
         alloc = win.astype(np.float64)
         return Outcome(alloc, alloc * price)
+
+    @staticmethod
+    def _single_good(r: np.ndarray, res: np.ndarray) -> Outcome:
+        """The one-unit case in a few passes over the bidders, with no per-row sort.
+
+        Keeps the highest and second-highest eligible report of every auction; the
+        winner is the first bidder whose report equals the highest (lowest index among
+        ties). Same numbers as the general path above, several times faster. Works on
+        one contiguous row per bidder, so the returned ``(B, n)`` arrays are transposed
+        views of ``(n, B)`` buffers (Fortran order).
+        """
+        n, B = r.shape[1], r.shape[0]
+        cols = np.ascontiguousarray(r.T)
+        keys = np.where(cols >= res[:, None], cols, -1.0) if np.any(res > 0) else cols
+        top = keys[0].astype(np.float64)
+        second = np.full(B, -np.inf)
+        scratch = np.empty(B)  # reused: fresh temporaries cost page faults at this size
+        for i in range(1, n):
+            np.maximum(second, np.minimum(top, keys[i], out=scratch), out=second)
+            np.maximum(top, keys[i], out=top)
+        np.maximum(second, 0.0, out=second)
+        alloc = np.empty((n, B))
+        pay = np.empty((n, B))
+        left = top >= 0  # the highest key is an eligible report
+        for i in range(n):
+            won = left & (keys[i] == top)
+            left &= ~won
+            alloc[i] = won
+            np.multiply(won, np.maximum(second, res[i], out=scratch), out=pay[i])
+        return Outcome(alloc.T, pay.T)
 
     def sample(self, reports: np.ndarray, rng: np.random.Generator) -> Realised:
         out = self.outcome(reports)  # deterministic

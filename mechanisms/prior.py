@@ -316,10 +316,11 @@ class Prior:
     # -- identity -------------------------------------------------------------------
 
     def key(self) -> bytes:
-        """A hashable fingerprint (table rounded to 12 decimals plus grids) for caches."""
+        """A hashable fingerprint (shape, table rounded to 12 decimals, grids) for caches."""
         if self._key is None:
             rounded = np.round(self.table, 12)
-            self._key = rounded.tobytes() + b"|" + b"|".join(g.tobytes() for g in self.grids)
+            shape = np.asarray(self.table.shape, dtype=np.int64).tobytes()
+            self._key = shape + b"|" + rounded.tobytes() + b"|" + b"|".join(g.tobytes() for g in self.grids)
         return self._key
 
     def __repr__(self) -> str:
