@@ -455,7 +455,8 @@ def dst_violation(
         util = (prof[:, i].repeat(K) * out.allocation[:, i] - out.payments[:, i]).reshape(-1, K)
         own = np.searchsorted(g, prof[:, i])
         truthful = util[np.arange(len(prof)), own]
-        gain = util - truthful[:, None]
+        # Equal utilities gain nothing, also when both are -inf (an unbounded score).
+        gain = np.where(util == truthful[:, None], 0.0, util - truthful[:, None])
         if misreports_only:
             gain[np.arange(len(prof)), own] = -np.inf
         f, kk = np.unravel_index(int(np.argmax(gain)), gain.shape)
