@@ -83,6 +83,8 @@ DEFAULT_VALUES = (0, 1, 2, 3)
 DEFAULT_RHO = 0.5
 #: M's default inner design: the LP-optimal auction, as in the paper.
 DEFAULT_DESIGN = "optimal"
+#: What rewards hand back: realised utilities, or their expectation over the mechanism's coins.
+REWARD_MODES = ("realised", "expected")
 #: Length of the phase one-hot in every observation, whatever the mechanism.
 N_PHASES = 2
 PHASE_VALUATION, PHASE_BELIEF = 0, 1
@@ -120,6 +122,8 @@ class AuctionState:
         belief_report: per bidder ``(B, m_i)`` belief reports once read (uniform where
             the bidder was not asked, which the mechanism does not read).
         served, payments, utility, scoring_reward: ``(B, n)`` once done.
+        reward: ``(B, n)`` the rewards handed back once done: the realised utilities,
+            or their expectation over the mechanism's coins (``reward="expected"``).
         lottery: ``(B,)`` whether the Lemma 1 lottery fired, when the mechanism says.
         price: ``(B,)`` L's price for the candidate, when the mechanism says.
     """
@@ -137,6 +141,7 @@ class AuctionState:
     served: np.ndarray | None = None
     payments: np.ndarray | None = None
     utility: np.ndarray | None = None
+    reward: np.ndarray | None = None
     scoring_reward: np.ndarray | None = None
     lottery: np.ndarray | None = None
     price: np.ndarray | None = None
@@ -158,6 +163,11 @@ class AuctionCore:
             :class:`~crowdauction.mechanisms.crowdsourced.CrowdsourcedMechanism`) or a
             classical one.
         label: a short description for renders.
+        reward: ``"realised"`` (default) hands back realised utilities;
+            ``"expected"`` hands back their exact expectation over the mechanism's own
+            coins (lottery, randomised allocation; M's informant is drawn at reset and
+            stays drawn), a variance reduction for learners that leaves every incentive
+            unchanged. Outcome records stay realised either way.
 
     Attributes:
         kind: ``"informant"`` (M), ``"crowdsourced"`` (L and others) or ``"classical"``.
@@ -173,7 +183,13 @@ class AuctionCore:
         knowledge: Knowledge,
         mechanism: CrowdsourcedMechanism | ClassicalMechanism,
         label: str = "",
+        reward: str = "realised",
     ):
+        if reward not in REWARD_MODES:
+            raise UnknownNameError(
+                f"unknown reward mode {reward!r}; expected one of {list(REWARD_MODES)}"
+            )
+        self.reward_mode = reward
         self.prior = prior
         self.knowledge = knowledge
         self.mechanism = mechanism
@@ -276,7 +292,7 @@ class AuctionCore:
             st.value_report = np.where(self.acting(st), idx.reshape(B, n), -1)
             if self.kind == "classical":
                 self._finish(st, rng)
-                return st.utility
+                return st.reward
             if self.kind == "crowdsourced":
                 asked = self.mechanism.asks_belief(self.reported_values(st))
                 st.asked = np.asarray(asked, dtype=bool)
@@ -291,7 +307,7 @@ class AuctionCore:
             beliefs.append(np.where(st.asked[:, i : i + 1], F, uniform))
         st.belief_report = beliefs
         self._finish(st, rng)
-        return st.utility
+        return st.reward
 
     def reported_values(self, st: AuctionState) -> np.ndarray:
         """``(B, n)`` reported values; an unread report (M's informant) is the lowest value."""
@@ -310,6 +326,16 @@ class AuctionCore:
         st.served = np.asarray(real.served, dtype=bool)
         st.payments = np.asarray(real.payments, dtype=np.float64)
         st.utility = st.values * st.served - st.payments
+        if self.reward_mode == "expected":
+            if self.kind == "informant":
+                exact = mech.outcome(reports, st.belief_report, informant=st.informant)
+            elif self.kind == "crowdsourced":
+                exact = mech.outcome(reports, st.belief_report)
+            else:
+                exact = mech.outcome(reports)
+            st.reward = exact.utilities(st.values)
+        else:
+            st.reward = st.utility
         reward = real.extra.get("reward")
         scoring = np.zeros((B, n))
         if reward is not None and self.kind == "informant":
@@ -494,6 +520,7 @@ def build_core(
     delta: float | None = None,
     design: str | None = None,
     scoring: str | ScoringRule | None = None,
+    reward: str = "realised",
 ) -> AuctionCore:
     """Resolve the env keyword arguments into an :class:`AuctionCore`.
 
@@ -510,6 +537,8 @@ def build_core(
             classical design (0: none).
         design: M's inner classical design (default ``"optimal"``).
         scoring: scoring rule of M or L (default Brier).
+        reward: ``"realised"`` or ``"expected"`` utilities as rewards (see
+            :class:`AuctionCore`).
 
     Raises:
         UnknownNameError: for an unknown mechanism, design or scoring name.
@@ -574,4 +603,4 @@ def build_core(
         raise
     except ValueError as e:
         raise InvalidConfigError(f"cannot build mechanism {mechanism!r}: {e}") from e
-    return AuctionCore(prior, knowledge, mech, label)
+    return AuctionCore(prior, knowledge, mech, label, reward=reward)

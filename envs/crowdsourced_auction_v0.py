@@ -61,8 +61,12 @@ raise :class:`~crowdauction.errors.InvalidActionError`.
 
 Rewards. Zero until the last phase, then each bidder's realised utility: its value if
 served minus its realised payment; belief rewards are negative payments, so M's
-informant earns its scoring reward and L's candidate its bonus. After the last phase
-every agent terminates and ``agents`` empties; nothing truncates.
+informant earns its scoring reward and L's candidate its bonus. With
+``reward="expected"`` the rewards are instead the exact expected utilities over the
+mechanism's own coins (lottery, randomised allocation; M's informant stays as drawn at
+reset), which cuts reward noise for learners and leaves every incentive unchanged;
+infos stay realised. After the last phase every agent terminates and ``agents``
+empties; nothing truncates.
 
 Infos. After the last phase, per agent: ``allocation``, ``payment``, ``utility``,
 ``revenue``, ``reward`` (belief reward), ``value``, ``value_report``,
@@ -75,7 +79,7 @@ Arguments (all optional)::
 
     crowdsourced_auction_v0.parallel_env(mechanism="M", prior=None, knowledge="own",
         n=None, values=None, eps=None, delta=None, design=None, scoring=None,
-        render_mode=None, valuation_action="box")
+        reward="realised", render_mode=None, valuation_action="box")
 
 ``mechanism``: a name above or a mechanism instance. ``prior``: default
 ``Prior.gaussian_copula(3, [0, 1, 2, 3], 0.5)`` (``n`` and ``values`` change the

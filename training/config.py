@@ -179,6 +179,9 @@ class AlgoConfig:
         net_arch: hidden layer sizes of the policy and value networks.
         log_std_init: initial log standard deviation of the Gaussian policy.
         device: torch device.
+        reward: ``"realised"`` utilities as rewards, or ``"expected"``: their exact
+            expectation over the mechanism's own coins (lottery, randomised
+            allocation), which leaves incentives unchanged and cuts reward noise.
     """
 
     n_envs: int = 16
@@ -195,6 +198,7 @@ class AlgoConfig:
     net_arch: list[int] = field(default_factory=lambda: [64, 64])
     log_std_init: float = 0.0
     device: str = "cpu"
+    reward: str = "realised"
 
 
 @dataclass
@@ -488,6 +492,8 @@ def validate(cfg: TrainConfig) -> None:
         raise _bad("algo.log_std_init", a.log_std_init, "a finite number")
     if a.device not in ("cpu", "cuda", "auto"):
         raise _bad("algo.device", a.device, "cpu, cuda or auto")
+    if a.reward not in ("realised", "expected"):
+        raise _bad("algo.reward", a.reward, "realised or expected")
     if r.mode not in MODES:
         raise _bad("run.mode", r.mode, f"one of {', '.join(MODES)}")
     _positive_int("run.total_steps", r.total_steps)

@@ -156,7 +156,12 @@ def _opponents(s: _Setup) -> list[Agent | None]:
 
 
 def _env_kwargs(s: _Setup) -> dict[str, Any]:
-    return {"prior": s.knowledge.prior, "knowledge": s.knowledge, "mechanism": s.mech}
+    return {
+        "prior": s.knowledge.prior,
+        "knowledge": s.knowledge,
+        "mechanism": s.mech,
+        "reward": s.cfg.algo.reward,
+    }
 
 
 def _make_model(s: _Setup, env: Any, seed: int) -> Any:
