@@ -1,8 +1,8 @@
 """The ``crowdauction`` command line.
 
 Each subpackage registers its own subcommands, so that this file only dispatches:
-``training`` adds ``train``; ``evaluation`` adds ``demo``, ``verify``, ``bounds`` and
-``reproduce``.
+``training`` adds ``train``; ``evaluation`` adds ``demo``, ``verify`` and ``bounds``;
+``evaluation.reproduce`` adds ``reproduce``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from crowdauction.errors import CrowdAuctionError
 _COMMAND_MODULES = (
     "crowdauction.training.cli",
     "crowdauction.evaluation.cli",
+    "crowdauction.evaluation.reproduce",
 )
 
 
