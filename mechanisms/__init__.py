@@ -20,15 +20,25 @@ from crowdauction.mechanisms.classical import (
     ir_violation,
     payments_from_allocation,
 )
+from crowdauction.mechanisms.cremer_mclean import CremerMcLean
 from crowdauction.mechanisms.crowdsourced import (
     CrowdsourcedLookahead,
     CrowdsourcedMechanism,
     RandomInformant,
 )
 from crowdauction.mechanisms.designs import CLASSICAL, Design, make_design
+from crowdauction.mechanisms.detail_free import EmpiricalReserve, SingleSample
 from crowdauction.mechanisms.exact import ExactResult, Strategy, evaluate, mechanism_outcome
 from crowdauction.mechanisms.knowledge import Knowledge, agg, meet
 from crowdauction.mechanisms.lookahead import Lookahead
+from crowdauction.mechanisms.myerson import (
+    monopoly_reserves,
+    myerson,
+    myerson_revenue,
+    second_price_monopoly_reserves,
+)
+from crowdauction.mechanisms.naive import NaiveCommonPrior
+from crowdauction.mechanisms.optimal import optimal_mechanism, optimal_mechanisms, optimal_revenue
 from crowdauction.mechanisms.prior import Prior
 from crowdauction.mechanisms.scoring import (
     Brier,
@@ -39,9 +49,22 @@ from crowdauction.mechanisms.scoring import (
     get_scoring_rule,
 )
 from crowdauction.mechanisms.typespace import DownwardClosed, KUnits, SingleGood, TypeSpace
+from crowdauction.mechanisms.vcg import VCG
 
 __all__ = [
     "CLASSICAL",
+    "VCG",
+    "CremerMcLean",
+    "EmpiricalReserve",
+    "NaiveCommonPrior",
+    "SingleSample",
+    "monopoly_reserves",
+    "myerson",
+    "myerson_revenue",
+    "optimal_mechanism",
+    "optimal_mechanisms",
+    "optimal_revenue",
+    "second_price_monopoly_reserves",
     "Brier",
     "ClassicalMechanism",
     "CrowdsourcedLookahead",
