@@ -667,6 +667,31 @@ class Verification:
     def truthful(self) -> bool:
         return self.valuation.truthful and (self.belief is None or self.belief.truthful)
 
+    def summary(self) -> str:
+        """A few lines a person can read: the largest gains and, given, the profile's figures."""
+        v = self.valuation
+        lines = [f"{self.mechanism}: truthful play is {'a' if self.truthful else 'NOT a'} dominant profile"]
+        where = f" at {v.where}" if v.max_gain > ZERO_GAIN_TOLERANCE and v.where else ""
+        lines.append(f"  valuation step: largest misreport gain {v.max_gain:.6g}{where}")
+        if v.min_loss is not None:
+            lines.append(f"  valuation step: smallest misreport loss {v.min_loss:.6g}")
+        if self.belief is not None:
+            b = self.belief
+            lines.append(f"  belief step ({b.rule}, {b.method}): largest gain {b.max_gain:.6g}")
+        if self.profile is not None:
+            p = self.profile
+
+            def fmt(a: np.ndarray) -> str:
+                return ", ".join(f"{x:.4g}" for x in a)
+
+            lines.append(f"  profile: utility loss per bidder {fmt(p.utility_loss)}")
+            lines.append(f"  profile: worst-type loss per bidder {fmt(p.worst_loss)}")
+            lines.append(f"  profile: truthfulness rate per bidder {fmt(p.truthfulness)}")
+            if p.belief_distance is not None:
+                lines.append(f"  profile: belief distance (TV) per bidder {fmt(p.belief_distance)}")
+            lines.append(f"  profile: revenue {p.revenue:.6g}")
+        return "\n".join(lines)
+
 
 def verify(
     mech: Mechanism,
