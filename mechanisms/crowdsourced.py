@@ -192,12 +192,15 @@ class RandomInformant(CrowdsourcedMechanism):
             F = self._belief(beliefs, i, rows, B)
             w = sub_space.flat_index(sub_idx)
             reward[rows] = self.scoring.reward(w, F, self.eps)
-            # Group auctions that share a belief report: one design per distribution.
+            # Group auctions that share a belief report: one design per distribution,
+            # built in one batch (the LP-optimal design solves them in one LP).
             uniq, inv = np.unique(F, axis=0, return_inverse=True)
             inv = inv.reshape(-1)
-            for u in range(uniq.shape[0]):
+            inners = self.design.build_many(
+                [Prior(u.reshape(sub_space.shape), sub_space) for u in uniq]
+            )
+            for u, inner in enumerate(inners):
                 g = rows[inv == u]
-                inner = self.design.build(Prior(uniq[u].reshape(sub_space.shape), sub_space))
                 sub_r = r[g][:, others]
                 if rng is None:
                     out = inner.outcome(sub_r)

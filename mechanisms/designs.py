@@ -4,7 +4,9 @@ The crowdsourced mechanisms are compilers: they learn a distribution from the bi
 and then run a classical mechanism designed for it. A :class:`Design` is that recipe,
 ``design.build(prior) -> ClassicalMechanism``, with the strictifying lottery of the
 paper's Lemma 1 applied when ``delta > 0``, and a bounded cache so that equal
-distributions are designed once.
+distributions are designed once. ``design.build_many(priors)`` designs many
+distributions at once; designs with a batched builder (see :data:`BATCHED`: the
+LP-optimal auction solves all of them in one LP) are much faster that way.
 
 Registered names (see :data:`CLASSICAL`): ``second_price``, ``first_price``,
 ``monopoly_reserve`` (second price with the marginals' monopoly reserves),
@@ -14,16 +16,22 @@ Registered names (see :data:`CLASSICAL`): ``second_price``, ``first_price``,
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from crowdauction.errors import UnknownNameError
-from crowdauction.mechanisms.classical import ClassicalMechanism, FirstPrice, SecondPrice, Strictified
+from crowdauction.mechanisms.classical import (
+    ClassicalMechanism,
+    FirstPrice,
+    SecondPrice,
+    Strictified,
+)
 from crowdauction.mechanisms.prior import Prior
-from crowdauction.mechanisms.typespace import Setting
+from crowdauction.mechanisms.typespace import Setting, TypeSpace
 
-__all__ = ["Design", "CLASSICAL", "make_design", "classical_names"]
+__all__ = ["Design", "CLASSICAL", "BATCHED", "make_design", "classical_names"]
 
 Builder = Callable[[Prior, Setting | None], ClassicalMechanism]
+BatchBuilder = Callable[[Sequence[Prior], Setting | None], list[ClassicalMechanism]]
 
 
 def _second_price(prior: Prior, setting: Setting | None) -> ClassicalMechanism:
@@ -52,7 +60,9 @@ def _lookahead(prior: Prior, setting: Setting | None) -> ClassicalMechanism:
     from crowdauction.mechanisms.lookahead import Lookahead
 
     if setting is not None and setting.capacity(prior.n) != 1:
-        raise ValueError("the 1-lookahead auction sells a single good; use another design for k units")
+        raise ValueError(
+            "the 1-lookahead auction sells a single good; use another design for k units"
+        )
     return Lookahead(prior)
 
 
@@ -62,7 +72,13 @@ def _optimal(prior: Prior, setting: Setting | None) -> ClassicalMechanism:
     return optimal_mechanism(prior, setting)
 
 
-#: name -> (builder, whether the design is dominant-strategy truthful)
+def _optimal_many(priors: Sequence[Prior], setting: Setting | None) -> list[ClassicalMechanism]:
+    from crowdauction.mechanisms.optimal import optimal_mechanisms
+
+    return list(optimal_mechanisms(priors, setting))
+
+
+#: name -> builder of one mechanism for one distribution
 CLASSICAL: dict[str, Builder] = {
     "second_price": _second_price,
     "first_price": _first_price,
@@ -70,6 +86,12 @@ CLASSICAL: dict[str, Builder] = {
     "myerson": _myerson,
     "lookahead": _lookahead,
     "optimal": _optimal,
+}
+
+#: name -> builder of many mechanisms at once, for the designs that have one; the
+#: others are built one distribution at a time.
+BATCHED: dict[str, BatchBuilder] = {
+    "optimal": _optimal_many,
 }
 
 
@@ -114,20 +136,67 @@ class Design:
 
     def build(self, prior: Prior) -> ClassicalMechanism:
         """The mechanism for distribution ``prior`` (from the cache when seen before)."""
-        key = prior.key()
-        mech = self._cache.get(key)
-        if mech is not None:
-            self.hits += 1
-            self._cache.move_to_end(key)
-            return mech
-        self.misses += 1
-        mech = self._builder(prior, self.setting)
-        if self.delta > 0:
-            mech = Strictified(mech, self.delta, eps_prime=self.eps_prime, space=prior.space)
-        self._cache[key] = mech
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return mech
+        return self.build_many([prior])[0]
+
+    def build_many(self, priors: Sequence[Prior]) -> list[ClassicalMechanism]:
+        """The mechanisms for many distributions, in order, as repeated :meth:`build`.
+
+        Cached distributions are served from the cache; the others are built together
+        when the design has a batched builder (:data:`BATCHED`), else one at a time.
+        The hit and miss counters and the cache end as after a loop of :meth:`build`
+        calls: a distribution repeated within ``priors`` is built once and counts as a
+        hit after its first appearance, and equal distributions get the same object.
+
+        Args:
+            priors: the distributions; a batched builder builds those of each type
+                space together.
+
+        Returns:
+            One mechanism per prior, strictified when ``delta > 0``.
+        """
+        out: list[ClassicalMechanism | None] = [None] * len(priors)
+        todo: dict[bytes, list[int]] = {}  # key of each miss -> its positions in priors
+        for pos, prior in enumerate(priors):
+            key = prior.key()
+            mech = self._cache.get(key)
+            if mech is not None:
+                self.hits += 1
+                self._cache.move_to_end(key)
+                out[pos] = mech
+            elif key in todo:  # a loop of build() calls would find it cached by now
+                self.hits += 1
+                todo[key].append(pos)
+            else:
+                self.misses += 1
+                todo[key] = [pos]
+        if not todo:
+            return out  # type: ignore[return-value]  # every position is filled
+        first = [priors[positions[0]] for positions in todo.values()]
+        built = self._build_misses(first)
+        for (key, positions), prior, mech in zip(todo.items(), first, built):
+            if self.delta > 0:
+                mech = Strictified(mech, self.delta, eps_prime=self.eps_prime, space=prior.space)
+            self._cache[key] = mech
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+            for pos in positions:
+                out[pos] = mech
+        return out  # type: ignore[return-value]  # every position is filled
+
+    def _build_misses(self, priors: list[Prior]) -> list[ClassicalMechanism]:
+        """Unwrapped mechanisms for ``priors``, batched per type space when possible."""
+        batched = BATCHED.get(self.name)
+        if batched is None:
+            return [self._builder(prior, self.setting) for prior in priors]
+        by_space: dict[TypeSpace, list[int]] = {}
+        for pos, prior in enumerate(priors):
+            by_space.setdefault(prior.space, []).append(pos)
+        built: list[ClassicalMechanism | None] = [None] * len(priors)
+        for positions in by_space.values():
+            mechs = batched([priors[pos] for pos in positions], self.setting)
+            for pos, mech in zip(positions, mechs):
+                built[pos] = mech
+        return built  # type: ignore[return-value]  # every position is filled
 
     @property
     def truthful(self) -> bool:
