@@ -172,8 +172,9 @@ class RandomInformant(CrowdsourcedMechanism):
         beliefs: Beliefs,
         informant: np.ndarray,
         rng: np.random.Generator | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Allocation (expected or realised), payments, rewards for given informants."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """Allocation (expected or realised), payments, rewards and, when sampled, whether
+        the inner mechanism's lottery fired, for given informants."""
         r = check_reports(reports, self.n)
         B = r.shape[0]
         informant = np.asarray(informant, dtype=np.int64)
@@ -182,6 +183,7 @@ class RandomInformant(CrowdsourcedMechanism):
         alloc = np.zeros((B, self.n))
         pay = np.zeros((B, self.n))
         reward = np.zeros(B)
+        lottery = np.zeros(B, dtype=bool) if rng is not None else None
         for i in range(self.n):
             rows = np.nonzero(informant == i)[0]
             if rows.size == 0:
@@ -196,11 +198,12 @@ class RandomInformant(CrowdsourcedMechanism):
             # built in one batch (the LP-optimal design solves them in one LP).
             uniq, inv = np.unique(F, axis=0, return_inverse=True)
             inv = inv.reshape(-1)
+            order = np.argsort(inv, kind="stable")
+            groups = np.split(rows[order], np.cumsum(np.bincount(inv, minlength=len(uniq)))[:-1])
             inners = self.design.build_many(
                 [Prior(u.reshape(sub_space.shape), sub_space) for u in uniq]
             )
-            for u, inner in enumerate(inners):
-                g = rows[inv == u]
+            for g, inner in zip(groups, inners):
                 sub_r = r[g][:, others]
                 if rng is None:
                     out = inner.outcome(sub_r)
@@ -208,10 +211,12 @@ class RandomInformant(CrowdsourcedMechanism):
                 else:
                     real = inner.sample(sub_r, rng)
                     a, p = real.served.astype(np.float64), real.payments
+                    if "lottery" in real.extra:
+                        lottery[g] = real.extra["lottery"]
                 alloc[np.ix_(g, others)] = a
                 pay[np.ix_(g, others)] = p
             pay[rows, i] = -reward[rows]
-        return alloc, pay, reward
+        return alloc, pay, reward, lottery
 
     def outcome(
         self, reports: np.ndarray, beliefs: Beliefs, informant: np.ndarray | None = None
@@ -220,12 +225,12 @@ class RandomInformant(CrowdsourcedMechanism):
         r = check_reports(reports, self.n)
         B = r.shape[0]
         if informant is not None:
-            a, p, rew = self._run(r, beliefs, informant, None)
+            a, p, rew, _ = self._run(r, beliefs, informant, None)
             return Outcome(a, p, {"informant": np.asarray(informant), "reward": rew})
         alloc = np.zeros((B, self.n))
         pay = np.zeros((B, self.n))
         for i in range(self.n):
-            a, p, _ = self._run(r, beliefs, np.full(B, i), None)
+            a, p, _, _ = self._run(r, beliefs, np.full(B, i), None)
             alloc += a / self.n
             pay += p / self.n
         return Outcome(alloc, pay)
@@ -241,8 +246,11 @@ class RandomInformant(CrowdsourcedMechanism):
         B = np.asarray(reports).shape[0]
         if informant is None:
             informant = self.draw_informant(B, rng)
-        served, pay, rew = self._run(reports, beliefs, informant, rng)
-        return Realised(served > 0, pay, {"informant": np.asarray(informant), "reward": rew})
+        served, pay, rew, lottery = self._run(reports, beliefs, informant, rng)
+        extra = {"informant": np.asarray(informant), "reward": rew}
+        if self.design.delta > 0:  # the inner designs are strictified
+            extra["lottery"] = lottery
+        return Realised(served > 0, pay, extra)
 
 
 class CrowdsourcedLookahead(CrowdsourcedMechanism):

@@ -199,3 +199,21 @@ def test_every_valuation_misreport_loses_strictly_in_expectation(which):
             got = evaluate(mech, know, dev).utility_by_cell[i]
             liars = (know.cell_value[i] != k) & (know.cell_prob[i] > 0)
             assert np.all(got[liars] < base[i][liars] - 1e-9), (i, k)
+
+
+def test_m_reports_whether_the_inner_lottery_fired():
+    prior = Prior.uniform([0, 1, 2], 3)
+    know = Knowledge(prior)
+    M = RandomInformant(prior.space, design="second_price", delta=0.4)
+    rng = np.random.default_rng(2)
+    idx = prior.sample_indices(4000, rng)
+    values = prior.space.values_of(idx)
+    real = M.sample(values, [know.belief_at(i, idx) for i in range(3)], rng)
+    fired = real.extra["lottery"]
+    assert abs(fired.mean() - 0.4) < 4 * np.sqrt(0.4 * 0.6 / 4000)
+    # Without the lottery the inner second price charges at most the top other report.
+    plain = ~fired
+    assert np.all(real.payments[plain].max(axis=1) <= values[plain].max(axis=1))
+    assert "lottery" not in RandomInformant(prior.space, "second_price", delta=0.0).sample(
+        values[:5], [know.belief_at(i, idx[:5]) for i in range(3)], rng
+    ).extra
