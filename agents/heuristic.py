@@ -71,7 +71,37 @@ class RandomAgent(Agent):
         return np.full((C, K), 1.0 / K), np.full((C, m), 1.0 / m)
 
 
-class ShadingAgent(Agent):
+class _ValueMapAgent(Agent):
+    """Reports a fixed function of its own value; truthful belief.
+
+    Subclasses define :meth:`report_index`, mapping true grid indices to reported ones.
+    """
+
+    def report_index(self, grid: np.ndarray, index: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def act(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        layout = self._layout()
+        parts = layout.decode_obs(obs)
+        B = parts.value_idx.shape[0]
+        who = self._who(B)
+        index = np.empty(B, dtype=np.int64)
+        for b in np.unique(who):  # one pass per bidder seat, not per auction
+            rows = who == b
+            index[rows] = self.report_index(layout.space.grids[b], parts.value_idx[rows])
+        return _actions(layout, index, _obs_beliefs(layout, parts.belief, who), who)
+
+    def strategy_for(
+        self, knowledge: Knowledge, bidder: int, mech: Mechanism
+    ) -> tuple[np.ndarray, np.ndarray]:
+        val, bel = truthful_tables(knowledge, bidder, mech)
+        k = self.report_index(knowledge.space.grids[bidder], knowledge.cell_value[bidder])
+        val[:] = 0.0
+        val[np.arange(val.shape[0]), k] = 1.0
+        return val, bel
+
+
+class ShadingAgent(_ValueMapAgent):
     """Reports the largest grid value at or below ``fraction * value``; truthful belief.
 
     Args:
@@ -93,7 +123,7 @@ class ShadingAgent(Agent):
             raise InvalidReportError(f"shading fraction must lie in [0, 1], got {fraction!r}")
         self.fraction = float(fraction)
 
-    def shaded_index(self, grid: np.ndarray, index: np.ndarray) -> np.ndarray:
+    def report_index(self, grid: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Grid index of the largest value ``<= fraction * grid[index]`` (at least 0)."""
         g = np.asarray(grid, dtype=np.float64)
         target = self.fraction * g[index]
@@ -101,31 +131,11 @@ class ShadingAgent(Agent):
         k = np.searchsorted(g, target + 1e-9, side="right") - 1
         return np.clip(k, 0, len(g) - 1)
 
-    def act(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        layout = self._layout()
-        parts = layout.decode_obs(obs)
-        B = parts.value_idx.shape[0]
-        who = self._who(B)
-        index = np.empty(B, dtype=np.int64)
-        for b in np.unique(who):
-            rows = who == b
-            index[rows] = self.shaded_index(layout.space.grids[b], parts.value_idx[rows])
-        return _actions(layout, index, _obs_beliefs(layout, parts.belief, who), who)
-
-    def strategy_for(
-        self, knowledge: Knowledge, bidder: int, mech: Mechanism
-    ) -> tuple[np.ndarray, np.ndarray]:
-        val, bel = truthful_tables(knowledge, bidder, mech)
-        k = self.shaded_index(knowledge.space.grids[bidder], knowledge.cell_value[bidder])
-        val[:] = 0.0
-        val[np.arange(val.shape[0]), k] = 1.0
-        return val, bel
-
     def __repr__(self) -> str:
         return f"ShadingAgent(fraction={self.fraction}, bidder={self.bidder})"
 
 
-class MisreportAgent(Agent):
+class MisreportAgent(_ValueMapAgent):
     """Reports ``value_map[value]`` (values not in the map: truthfully); truthful belief.
 
     Args:
@@ -145,7 +155,7 @@ class MisreportAgent(Agent):
         super().__init__(layout, bidder, seed)
         self.value_map = {int(k): int(v) for k, v in value_map.items()}
 
-    def mapped_index(self, grid: np.ndarray, index: np.ndarray) -> np.ndarray:
+    def report_index(self, grid: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Grid indices of the mapped reports; raises if a report is off the grid."""
         g = np.asarray(grid)
         table = np.arange(len(g))
@@ -160,26 +170,6 @@ class MisreportAgent(Agent):
                 )
             table[src] = dst
         return table[np.asarray(index)]
-
-    def act(self, obs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        layout = self._layout()
-        parts = layout.decode_obs(obs)
-        B = parts.value_idx.shape[0]
-        who = self._who(B)
-        index = np.empty(B, dtype=np.int64)
-        for b in np.unique(who):
-            rows = who == b
-            index[rows] = self.mapped_index(layout.space.grids[b], parts.value_idx[rows])
-        return _actions(layout, index, _obs_beliefs(layout, parts.belief, who), who)
-
-    def strategy_for(
-        self, knowledge: Knowledge, bidder: int, mech: Mechanism
-    ) -> tuple[np.ndarray, np.ndarray]:
-        val, bel = truthful_tables(knowledge, bidder, mech)
-        k = self.mapped_index(knowledge.space.grids[bidder], knowledge.cell_value[bidder])
-        val[:] = 0.0
-        val[np.arange(val.shape[0]), k] = 1.0
-        return val, bel
 
     def __repr__(self) -> str:
         return f"MisreportAgent({self.value_map}, bidder={self.bidder})"
