@@ -32,19 +32,25 @@ and documented once (below, in the ``Attributes`` of each class):
 
 :func:`load_config` reads a file, :func:`config_from_dict` a mapping; both reject
 unknown keys (naming the key and listing the valid ones) and bad values, and build
-the prior and the mechanism once so that a broken prior file or an impossible
-mechanism fails here, before any training starts. :func:`config_to_dict` gives the
-resolved configuration (defaults filled in, the mechanism's default ``eps`` made
-explicit) that a run saves as ``config.json``.
+the prior and the mechanism so that a broken prior file or an impossible mechanism
+fails here, before any training starts. What they build is kept on the configuration
+(see :func:`build_prior`), so that training reuses it instead of building (and warning
+about) the prior again. :func:`config_to_dict` gives the resolved configuration
+(defaults filled in, the mechanism's default ``eps``, ``design`` and ``scoring`` made
+explicit where the mechanism uses them, ``null`` where it does not) that a run saves
+as ``config.json``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import types
 import typing
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +59,6 @@ import numpy as np
 import tomllib
 
 from crowdauction.errors import CrowdAuctionError, InvalidConfigError
-from crowdauction.mechanisms.classical import ClassicalMechanism
 from crowdauction.mechanisms.crowdsourced import CrowdsourcedLookahead, RandomInformant
 from crowdauction.mechanisms.designs import CLASSICAL, Design
 from crowdauction.mechanisms.exact import Mechanism
@@ -75,6 +80,8 @@ __all__ = [
     "MECHANISMS",
     "PRIOR_FAMILIES",
     "OPPONENTS",
+    "SEED_LIMIT",
+    "RUN_NAME_MAX_BYTES",
     "load_config",
     "config_from_dict",
     "config_to_dict",
@@ -101,6 +108,12 @@ PRIOR_FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 #: Fixed opponent kinds in best-response mode.
 OPPONENTS = ("truthful", "random", "shading")
+#: Seeds are in ``[0, SEED_LIMIT)``: stable-baselines3 seeds numpy's legacy generator,
+#: which takes 32 bits.
+SEED_LIMIT = 2**32
+#: Longest ``run.name`` in UTF-8 bytes; leaves room for a ``-k`` suffix under the usual
+#: 255-byte file-name limit.
+RUN_NAME_MAX_BYTES = 200
 
 
 @dataclass
@@ -144,18 +157,23 @@ class MechanismConfig:
             design (``second_price``, ``first_price``, ``monopoly_reserve``,
             ``myerson``, ``lookahead``, ``optimal``), the latter built for the prior.
         eps: belief-reward scale (> 0); unset means the mechanism's default (M 0.05,
-            L 0.001). Ignored by classical mechanisms.
+            L 0.001). Only M and L use it.
         delta: probability of the Lemma 1 lottery, in [0, 1) (L needs it > 0).
-        design: M's inner classical design (a classical name).
-        scoring: scoring rule paying belief reports: ``brier``, ``log``,
-            ``spherical`` or ``linear`` (improper; a control).
+        design: M's inner classical design (a classical name); unset means
+            ``optimal``. Only M uses it.
+        scoring: scoring rule paying belief reports: ``brier`` (when unset),
+            ``log``, ``spherical`` or ``linear`` (improper; a control). Only M and L
+            use it.
+
+    A key the mechanism does not use draws a warning naming it, and validation resets
+    it to unset, so that the resolved configuration shows only what the run uses.
     """
 
     name: str = "M"
     eps: float | None = None
     delta: float = 0.05
-    design: str = "optimal"
-    scoring: str = "brier"
+    design: str | None = None
+    scoring: str | None = None
 
 
 @dataclass
@@ -210,13 +228,16 @@ class RunConfig:
         total_steps: training budget in stable-baselines3 timesteps (policy rows
             times environment steps, summed over learners in ``independent`` mode);
             training stops at the first rollout boundary at or past it.
-        seed: seeds torch, numpy, the environments and the policies.
+        seed: seeds torch, numpy, the environments and the policies; in
+            ``[0, 2**32)``.
         checkpoint_every: timesteps between checkpoints (0: only the final model);
             checkpoints are taken at rollout boundaries.
         eval_every: timesteps between exact evaluations of the current policy (0:
             only at the end); written as ``eval/...`` metrics.
-        out: parent folder of run directories.
-        name: run directory name; empty means ``<mode>-<mechanism>-seed<seed>``.
+        out: parent folder of run directories (created if missing; must not be a
+            file).
+        name: run directory name (no path separators or NUL, at most 200 UTF-8
+            bytes); empty means ``<mode>-<mechanism>-seed<seed>``.
     """
 
     mode: str = "best_response"
@@ -270,12 +291,18 @@ class TrainConfig:
     independent: IndependentConfig = field(default_factory=IndependentConfig)
     #: Folder relative prior files are read from (not a TOML key; set by load_config).
     base_dir: str = field(default="", repr=False)
+    #: What build_prior/build_knowledge/build_mechanism built: name -> (key, object).
+    _built: dict[str, tuple[str, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def run_name(self) -> str:
         return self.run.name or f"{self.run.mode}-{self.mechanism.name}-seed{self.run.seed}"
 
 
-_SECTIONS = {f.name: f for f in dataclasses.fields(TrainConfig) if f.name != "base_dir"}
+_SECTIONS = {
+    f.name: f for f in dataclasses.fields(TrainConfig) if f.name not in ("base_dir", "_built")
+}
 
 
 # -- type checking of TOML values ---------------------------------------------------
@@ -422,7 +449,12 @@ def _positive_int(key: str, value: int, allow_zero: bool = False) -> None:
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Check every value and build the prior and mechanism once (fills in ``eps``).
+    """Check every value and build the prior, knowledge and mechanism, before training.
+
+    Fills in the mechanism's defaults (``eps``, and ``design``/``scoring`` where it
+    uses them); a ``[mechanism]`` key it ignores draws a ``UserWarning`` and is unset.
+    What it builds stays on ``cfg`` (see :func:`build_prior`), so validating again or
+    training afterwards builds nothing twice.
 
     Raises:
         InvalidConfigError: naming the first bad key.
@@ -468,12 +500,16 @@ def validate(cfg: TrainConfig) -> None:
         raise _bad("mechanism.delta", m.delta, "a number in [0, 1)")
     if m.name == "L" and m.delta == 0.0:
         raise _bad("mechanism.delta", m.delta, "a number in (0, 1) for L, whose lottery needs it")
-    if m.design not in CLASSICAL:
+    if m.design is not None and m.design not in CLASSICAL:
         raise _bad("mechanism.design", m.design, f"one of {', '.join(sorted(CLASSICAL))}")
-    if m.scoring not in SCORING_RULES:
+    if m.scoring is not None and m.scoring not in SCORING_RULES:
         raise _bad("mechanism.scoring", m.scoring, f"one of {', '.join(sorted(SCORING_RULES))}")
+    _drop_ignored(m)
     for key in ("n_envs", "n_steps", "batch_size", "n_epochs"):
         _positive_int(f"algo.{key}", getattr(a, key))
+    if a.batch_size < 2:
+        # PPO normalises advantages within a minibatch, which needs two samples.
+        raise _bad("algo.batch_size", a.batch_size, "at least 2 (PPO normalises per minibatch)")
     for key in ("learning_rate", "clip_range", "max_grad_norm"):
         v = getattr(a, key)
         if not (math.isfinite(v) and v > 0):
@@ -499,10 +535,17 @@ def validate(cfg: TrainConfig) -> None:
     _positive_int("run.total_steps", r.total_steps)
     _positive_int("run.checkpoint_every", r.checkpoint_every, allow_zero=True)
     _positive_int("run.eval_every", r.eval_every, allow_zero=True)
-    if r.seed < 0:
-        raise _bad("run.seed", r.seed, "a non-negative integer")
-    if any(ch in r.name for ch in "/\\") or r.name in (".", ".."):
-        raise _bad("run.name", r.name, "a plain folder name without path separators")
+    if not 0 <= r.seed < SEED_LIMIT:
+        raise _bad("run.seed", r.seed, "an integer in [0, 2**32) (numpy seeds take 32 bits)")
+    rows = a.n_envs * (s.n if r.mode == "self_play" else 1)
+    if a.n_steps * rows < 2:
+        raise InvalidConfigError(
+            f"algo.n_steps * policy rows = {a.n_steps} * {rows} is a rollout of one sample; "
+            "PPO normalises advantages over it and needs at least 2: raise algo.n_steps "
+            "or algo.n_envs"
+        )
+    _check_run_name(r.name)
+    _check_out(r.out)
     br = cfg.best_response
     if not 0 <= br.learner < s.n:
         raise _bad("best_response.learner", br.learner, f"a bidder in 0..{s.n - 1}")
@@ -515,15 +558,80 @@ def validate(cfg: TrainConfig) -> None:
     if not (0.0 <= br.shading_fraction <= 1.0):
         raise _bad("best_response.shading_fraction", br.shading_fraction, "a number in [0, 1]")
     _positive_int("independent.round_steps", cfg.independent.round_steps)
-    # Build what training will build, so that it fails here and not mid-run.
+    # Build what training will build, so that it fails here and not mid-run; the
+    # results stay on cfg, so training does not build (and warn) again.
     prior = build_prior(cfg)
     if s.prior_file:
         # The resolved config names the file absolutely, so a run can resume elsewhere.
         s.prior_file = str(_prior_path(cfg).resolve())
     build_knowledge(cfg, prior)
     mech = build_mechanism(cfg, prior)
-    if m.eps is None and not isinstance(mech, ClassicalMechanism):
+    if isinstance(mech, RandomInformant | CrowdsourcedLookahead):
+        # Make the mechanism's defaults explicit, and remember the mechanism under them.
         m.eps = float(mech.eps)
+        m.scoring = mech.scoring.name
+        if isinstance(mech, RandomInformant):
+            m.design = mech.design.name
+        cfg._built["mechanism"] = (_mechanism_key(cfg, prior), mech)
+
+
+#: The [mechanism] keys each mechanism ignores (classical: every other name).
+_IGNORED_KEYS: dict[str, tuple[str, ...]] = {"M": (), "L": ("design",)}
+_CLASSICAL_IGNORES = ("eps", "scoring", "design")
+
+
+def _drop_ignored(m: MechanismConfig) -> None:
+    """Warn about set [mechanism] keys that ``m.name`` does not use, and unset them."""
+    keys = _IGNORED_KEYS.get(m.name, _CLASSICAL_IGNORES)
+    given = [k for k in keys if getattr(m, k) is not None]
+    if not given:
+        return
+    names = ", ".join(f"mechanism.{k}" for k in given)
+    it = "it" if len(given) == 1 else "them"
+    warnings.warn(
+        f"{names} ignored: mechanism {m.name!r} does not use {it}; drop {it} from the config",
+        UserWarning,
+        stacklevel=3,
+    )
+    for k in given:
+        setattr(m, k, None)
+
+
+def _check_run_name(name: str) -> None:
+    expected = (
+        f"a plain folder name: no path separators or NUL, at most {RUN_NAME_MAX_BYTES} "
+        "bytes in UTF-8"
+    )
+    if any(ch in name for ch in "/\\\0") or name in (".", ".."):
+        raise _bad("run.name", name, expected)
+    try:
+        size = len(name.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        raise _bad("run.name", name, expected) from e
+    if size > RUN_NAME_MAX_BYTES:
+        raise InvalidConfigError(
+            f"run.name is {size} bytes long ({name[:40]!r}...); expected {expected}"
+        )
+
+
+def _check_out(out: str) -> None:
+    """``run.out`` must be a folder or creatable as one: no file on its way."""
+    if "\0" in out:
+        raise _bad("run.out", out, "a folder path without NUL characters")
+    path = Path(out)
+    for q in (path, *path.parents):
+        try:
+            if not q.exists():
+                continue
+        except OSError as e:
+            raise InvalidConfigError(f"run.out = {out!r} cannot be inspected: {e}") from e
+        if not q.is_dir():
+            where = "is a file" if q == path else f"lies under {str(q)!r}, which is a file"
+            raise InvalidConfigError(
+                f"run.out = {out!r} {where}, not a folder; point run.out (or --out) at a "
+                "folder for the run directories"
+            )
+        return
 
 
 def _prior_path(cfg: TrainConfig) -> Path:
@@ -533,12 +641,58 @@ def _prior_path(cfg: TrainConfig) -> Path:
     return path
 
 
+def _cached(cfg: TrainConfig, what: str, key: str, build: Callable[[], Any]) -> Any:
+    """``cfg``'s built ``what`` if it was built under ``key``, else ``build()``, kept."""
+    hit = cfg._built.get(what)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    value = build()
+    cfg._built[what] = (key, value)
+    return value
+
+
+def _prior_key(cfg: TrainConfig) -> str:
+    """What the prior depends on, the prior file's size and mtime included."""
+    s = cfg.setting
+    parts: dict[str, Any] = {
+        "n": s.n,
+        "values": s.values,
+        "prior": s.prior,
+        "params": s.prior_params,
+        "binning": s.binning,
+    }
+    if s.prior in ("table", "samples"):
+        path = _prior_path(cfg)
+        try:
+            st = path.stat()
+            parts["file"] = [str(path.resolve()), st.st_size, st.st_mtime_ns]
+        except (OSError, ValueError):
+            parts["file"] = [str(path), None, None]  # unreadable: the build will say why
+    return json.dumps(parts, sort_keys=True, default=repr)
+
+
+def _digest(prior: Prior) -> str:
+    return hashlib.sha256(prior.key()).hexdigest()
+
+
+def _mechanism_key(cfg: TrainConfig, prior: Prior) -> str:
+    return json.dumps(dataclasses.asdict(cfg.mechanism), sort_keys=True) + "|" + _digest(prior)
+
+
 def build_prior(cfg: TrainConfig) -> Prior:
-    """The prior the setting describes.
+    """The prior the setting describes, built once per configuration.
+
+    The prior is kept on ``cfg``: later calls return the same object while
+    ``[setting]`` and the prior file (its size and modification time) are unchanged,
+    so a file's warnings (such as normalising) appear once, at validation.
 
     Raises:
         InvalidConfigError: naming ``setting.prior``/``prior_params``/``prior_file``.
     """
+    return _cached(cfg, "prior", _prior_key(cfg), lambda: _build_prior(cfg))
+
+
+def _build_prior(cfg: TrainConfig) -> Prior:
     s = cfg.setting
     p = s.prior_params
     space = TypeSpace.uniform(s.n, s.values)
@@ -579,28 +733,43 @@ def build_prior(cfg: TrainConfig) -> Prior:
 
 
 def build_knowledge(cfg: TrainConfig, prior: Prior) -> Knowledge:
-    """The knowledge partitions of ``setting.knowledge``."""
-    try:
-        return Knowledge.from_spec(prior, cfg.setting.knowledge)
-    except (CrowdAuctionError, ValueError) as e:
-        raise InvalidConfigError(f"setting.knowledge = {cfg.setting.knowledge!r}: {e}") from e
+    """The knowledge partitions of ``setting.knowledge`` (kept on ``cfg`` like the prior)."""
+
+    def build() -> Knowledge:
+        try:
+            return Knowledge.from_spec(prior, cfg.setting.knowledge)
+        except (CrowdAuctionError, ValueError) as e:
+            raise InvalidConfigError(
+                f"setting.knowledge = {cfg.setting.knowledge!r}: {e}"
+            ) from e
+
+    key = json.dumps(cfg.setting.knowledge) + "|" + _digest(prior)
+    return _cached(cfg, "knowledge", key, build)
 
 
 def build_mechanism(cfg: TrainConfig, prior: Prior) -> Mechanism:
     """The mechanism of ``[mechanism]`` for the prior's type space.
 
     Classical names are built for the prior with :class:`Design` (the Lemma 1 lottery
-    mixed in when ``delta > 0``); M's design is built for each informant report.
+    mixed in when ``delta > 0``); M's design is built for each informant report. Unset
+    ``eps``, ``design`` and ``scoring`` take the mechanism's defaults. The mechanism is
+    kept on ``cfg`` like the prior (an optimal design is a linear program).
     """
+    return _cached(cfg, "mechanism", _mechanism_key(cfg, prior), lambda: _build(cfg, prior))
+
+
+def _build(cfg: TrainConfig, prior: Prior) -> Mechanism:
     m = cfg.mechanism
     space = prior.space
+    given = {"eps": m.eps, "scoring": m.scoring}
+    kw = {k: v for k, v in given.items() if v is not None}
     try:
         if m.name == "M":
-            kw = {} if m.eps is None else {"eps": m.eps}
-            return RandomInformant(space, design=m.design, scoring=m.scoring, delta=m.delta, **kw)
+            if m.design is not None:
+                kw["design"] = m.design
+            return RandomInformant(space, delta=m.delta, **kw)
         if m.name == "L":
-            kw = {} if m.eps is None else {"eps": m.eps}
-            return CrowdsourcedLookahead(space, scoring=m.scoring, delta=m.delta, **kw)
+            return CrowdsourcedLookahead(space, delta=m.delta, **kw)
         return Design(m.name, delta=m.delta).build(prior)
     except (CrowdAuctionError, ValueError) as e:
         raise InvalidConfigError(f"[mechanism] {m.name!r} cannot be built: {e}") from e

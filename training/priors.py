@@ -1,14 +1,18 @@
 """Priors read from files: explicit tables and observed value profiles.
 
 Two CSV formats, both comma-separated, ``#`` starting a comment, blank lines skipped,
-and an optional header line (a first row that does not parse as numbers):
+and an optional header line. The first row is a header only if *none* of its fields
+parses as a number (``v0,v1,p``); a first row with any number in it is data, so a typo
+there (``0,0,O.5``) is reported with its line and column instead of being dropped.
+Fields separated by anything but commas (``0;0;1``) are an error that says so.
 
 * **Table** (:func:`read_table_prior`): one profile per row, ``v_0, ..., v_{n-1}, p``:
   the bidders' values (each on its grid) and the probability of that profile.
   Profiles not listed get probability zero; a profile listed twice has its
   probabilities added. Probabilities must be finite and non-negative; if they do not
   sum to one (within ``1e-9``) they are read as weights, normalised, and a warning says
-  so.
+  so (also when their sum overflows the float range: they are then scaled by the
+  largest before normalising).
 * **Samples** (:func:`read_samples_prior`): one observed auction per row,
   ``x_0, ..., x_{n-1}``, real numbers. Each value is *binned* onto its bidder's grid,
   and the prior is the empirical distribution of the binned profiles. Binning rules
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,10 +50,15 @@ __all__ = ["BINNING", "read_table_prior", "read_samples_prior", "bin_values"]
 BINNING = ("nearest", "floor", "ceil")
 
 
-def _rows(path: Path) -> list[tuple[int, list[str]]]:
-    """Non-blank, non-comment CSV rows with their 1-based line numbers."""
+#: Separators people use instead of commas, named for the error message.
+_OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "bars"}
+
+
+def _rows(path: Path) -> list[tuple[int, list[str], str]]:
+    """Non-blank, non-comment CSV rows: ``(1-based line number, fields, raw text)``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a spreadsheet's byte-order mark must not glue itself to field 1.
+        text = path.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise InvalidPriorError(f"cannot read prior file {str(path)!r}: {e.strerror or e}") from e
     except UnicodeDecodeError as e:
@@ -59,41 +69,84 @@ def _rows(path: Path) -> list[tuple[int, list[str]]]:
         if not body:
             continue
         fields = next(csv.reader([body]))
-        out.append((lineno, [f.strip() for f in fields]))
+        out.append((lineno, [f.strip() for f in fields], body))
     return out
 
 
-def _is_header(fields: Sequence[str]) -> bool:
-    for f in fields:
-        try:
-            float(f)
-        except ValueError:
-            return True
-    return False
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _other_separator(body: str) -> str | None:
+    """The name of the non-comma separator ``body`` seems to use, or ``None``."""
+    for sep, name in _OTHER_SEPARATORS.items():
+        if sep in body:
+            return name
+    if "," not in body and len(body.split()) > 1:
+        return "spaces"
+    return None
+
+
+def _is_header(fields: Sequence[str], body: str, width: int) -> bool:
+    """Whether a first row is a header: none of its fields is a number.
+
+    A row of the wrong width whose pieces between semicolons, tabs, bars or spaces
+    hold a number (``0;0;1``) is data with the wrong separator, not a header.
+    """
+    if any(_is_number(f) for f in fields):
+        return False
+    if len(fields) != width and _other_separator(body) is not None:
+        pieces = re.split(r"[;\t| ]+", body)
+        return not any(_is_number(p) for p in pieces)
+    return True
 
 
 def _numbers(
-    path: Path, rows: list[tuple[int, list[str]]], width: int, what: str
+    path: Path, rows: list[tuple[int, list[str], str]], width: int, what: str
 ) -> tuple[np.ndarray, list[int]]:
     """Parse rows of ``width`` numbers; returns ``(values (R, width), line numbers)``."""
-    if rows and _is_header(rows[0][1]):
+    if rows and _is_header(rows[0][1], rows[0][2], width):
         rows = rows[1:]
+        first_is_data = False
+    else:
+        first_is_data = True
     if not rows:
-        raise InvalidPriorError(f"prior file {str(path)!r} has no data rows; expected {what}")
+        raise InvalidPriorError(
+            f"prior file {str(path)!r} has no data rows; expected {what} per line"
+        )
     data = np.empty((len(rows), width))
     lines = []
-    for r, (lineno, fields) in enumerate(rows):
+    for r, (lineno, fields, body) in enumerate(rows):
+        if len(fields) == width + 1 and fields[-1] == "":
+            raise InvalidPriorError(
+                f"{path}:{lineno}: column {width + 1}: empty field after the last value "
+                f"(a trailing comma?); expected {width} fields ({what})"
+            )
         if len(fields) != width:
+            sep = _other_separator(body)
+            hint = f"; separate the fields with commas, not {sep}" if sep else ""
             raise InvalidPriorError(
                 f"{path}:{lineno}: expected {width} fields ({what}), "
-                f"got {len(fields)}: {','.join(fields)!r}"
+                f"got {len(fields)}: {body!r}{hint}"
             )
         for c, f in enumerate(fields):
             try:
                 x = float(f)
             except ValueError:
+                # A first row holding any number is data, never a header: say why.
+                note = (
+                    " (a first line is a header only if none of its fields is a number)"
+                    if r == 0 and first_is_data
+                    else ""
+                )
+                shown = "an empty field" if f == "" else f"{f!r}"
                 raise InvalidPriorError(
-                    f"{path}:{lineno}: column {c + 1}: {f!r} is not a number; expected {what}"
+                    f"{path}:{lineno}: column {c + 1}: {shown} is not a number; "
+                    f"expected {what}{note}"
                 ) from None
             if not math.isfinite(x):
                 raise InvalidPriorError(f"{path}:{lineno}: column {c + 1}: {f!r} is not finite")
@@ -135,12 +188,23 @@ def read_table_prior(path: str | Path, space: TypeSpace) -> Prior:
         raise InvalidPriorError(
             f"{path}:{lines[r]}: column {n + 1}: probability {p[r]:g} is negative"
         )
-    total = float(p.sum())
+    with np.errstate(over="ignore"):
+        total = float(p.sum())
     if total <= 0:
         raise InvalidPriorError(
             f"{path}: probabilities sum to {total:g}; at least one must be positive"
         )
-    if abs(total - 1.0) > 1e-9:
+    if not math.isfinite(total):
+        # Every entry is finite, so the sum overflowed: scale by the largest first.
+        warnings.warn(
+            f"{path}: probabilities sum past the largest float ({np.finfo(np.float64).max:g}; "
+            f"largest entry {p.max():g}), not 1; reading them as weights and normalising",
+            UserWarning,
+            stacklevel=2,
+        )
+        w = p / p.max()
+        p, total = w, float(w.sum())
+    elif abs(total - 1.0) > 1e-9:
         warnings.warn(
             f"{path}: probabilities sum to {total:.12g}, not 1; "
             "reading them as weights and normalising",
