@@ -2,7 +2,15 @@
 
 Each subpackage registers its own subcommands, so that this file only dispatches:
 ``training`` adds ``train``; ``evaluation`` adds ``demo``, ``verify`` and ``bounds``;
-``evaluation.reproduce`` adds ``reproduce``.
+``evaluation.reproduce`` adds ``reproduce``. Registering must stay cheap: a register
+module imports torch, stable-baselines3 and PettingZoo only inside its subcommands'
+functions, so that ``crowdauction --help`` and ``crowdauction COMMAND --help`` load none
+of them.
+
+Exit status: what the subcommand returns (0 on success); 2 for a usage or
+configuration error (:class:`~crowdauction.errors.CrowdAuctionError`, logged as one
+line); 130 on Ctrl-C, logged as one line without a traceback (a training run's
+message names the ``crowdauction train --resume RUN_DIR`` command that continues it).
 """
 
 from __future__ import annotations
@@ -15,6 +23,9 @@ from collections.abc import Sequence
 
 from crowdauction.errors import CrowdAuctionError
 
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+EXIT_INTERRUPTED = 130
+
 # Modules that expose ``register(subparsers)``; each subcommand sets ``func(args) -> int``.
 _COMMAND_MODULES = (
     "crowdauction.training.cli",
@@ -24,9 +35,11 @@ _COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``crowdauction`` parser with every installed subcommand registered."""
     parser = argparse.ArgumentParser(
         prog="crowdauction",
-        description="Crowdsourced Bayesian auctions: train bidders, verify incentives, compare revenue.",
+        description="Crowdsourced Bayesian auctions: train bidders, verify incentives, "
+        "compare revenue.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -42,6 +55,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    log = logging.getLogger("crowdauction")
+    try:
+        return _main(argv, log)
+    except KeyboardInterrupt as e:
+        # One line, no traceback (-v adds it); a training run says how to resume.
+        log.debug("interrupted here", exc_info=True)
+        log.error("%s", str(e) or "interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None, log: logging.Logger) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -54,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CrowdAuctionError as e:
-        logging.getLogger("crowdauction").error("%s", e)
+        log.error("%s", e)
         return 2
 
 

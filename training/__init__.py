@@ -26,9 +26,17 @@ from crowdauction.training.config import (
 )
 from crowdauction.training.metrics import COLUMNS, read_metrics
 from crowdauction.training.priors import read_samples_prior, read_table_prior
-from crowdauction.training.run import RunResult, exact_metrics, latest_checkpoint, resume, train
+from crowdauction.training.run import (
+    RunResult,
+    TrainingInterrupted,
+    exact_metrics,
+    latest_checkpoint,
+    resume,
+    train,
+)
 
 __all__ = [
+    "TrainingInterrupted",
     "COLUMNS",
     "AlgoConfig",
     "BestResponseConfig",

@@ -8,15 +8,25 @@
 The first form validates the configuration (failing before any training with a
 message naming the bad key), creates a run directory under ``run.out`` (or ``--out``)
 and trains with a progress bar showing the current truthfulness rate. The second
-continues an interrupted run from its last checkpoint. Both end by printing the run
-directory and the final metrics.
+continues an interrupted run from its last checkpoint. Both end with a table of the
+final metrics on stderr and the run directory alone on stdout. On Ctrl-C the command
+exits with status 130 and names the ``--resume`` command that continues the run
+(:class:`~crowdauction.training.run.TrainingInterrupted`).
+
+This module imports nothing heavy: torch and stable-baselines3 load when the command
+runs, so ``crowdauction --help`` and ``crowdauction train --help`` do without them.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["register", "run_train"]
 
@@ -46,10 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Entry point of ``crowdauction train``; returns the exit code."""
     from rich.console import Console
-    from rich.table import Table
 
     from crowdauction.errors import InvalidConfigError
-    from crowdauction.training.config import load_config
+    from crowdauction.training.config import SEED_LIMIT, load_config
     from crowdauction.training.run import resume, train
 
     console = Console(stderr=True)
@@ -67,25 +76,40 @@ def run_train(args: argparse.Namespace) -> int:
         if args.out is not None:
             cfg.run.out = str(args.out)
         if args.seed is not None:
-            if args.seed < 0:
+            if not 0 <= args.seed < SEED_LIMIT:
                 raise InvalidConfigError(
-                    f"--seed {args.seed} is invalid; expected a non-negative integer"
+                    f"--seed {args.seed} is invalid; expected an integer in [0, 2**32)"
                 )
             cfg.run.seed = args.seed
         result = train(cfg, progress=progress)
-    table = Table(title=f"run {result.run_dir}", show_header=True)
+    console.print(_final_table(result.metrics, result.steps, result.steps_per_second))
+    # The run directory alone on stdout, never wrapped (a path may be wider than the
+    # terminal), so that scripts can read it: RUN=$(crowdauction train ...).
+    Console(soft_wrap=True).print(str(result.run_dir), markup=False, highlight=False)
+    return 0
+
+
+def _final_table(
+    metrics: Sequence[Mapping[str, float]], steps: int, steps_per_second: float
+) -> Table:
+    """The last measured value of every metric, counts as integers."""
+    from rich.table import Table
+
+    from crowdauction.training.metrics import INTEGER_COLUMNS
+
+    last: dict[str, float] = {}
+    for row in metrics:
+        for k, v in row.items():
+            if isinstance(v, (int, float)) and not math.isnan(v):
+                last[k] = v
+    table = Table(title="final metrics", show_header=True)
     table.add_column("metric")
     table.add_column("final", justify="right")
-    last: dict[str, float] = {}
-    for row in result.metrics:
-        for k, v in row.items():
-            if isinstance(v, float) and not math.isnan(v):
-                last[k] = v
     for k in sorted(last):
-        if k not in ("step", "learner"):
-            table.add_row(k, f"{last[k]:.4f}")
-    table.add_row("steps", str(result.steps))
-    table.add_row("steps/s (this call)", f"{result.steps_per_second:.0f}")
-    console.print(table)
-    Console().print(str(result.run_dir))
-    return 0
+        if k in ("step", "learner"):
+            continue
+        v = last[k]
+        table.add_row(k, str(int(v)) if k in INTEGER_COLUMNS else f"{v:.4f}")
+    table.add_row("steps", str(int(steps)))
+    table.add_row("steps/s (this call)", f"{steps_per_second:.0f}")
+    return table

@@ -12,7 +12,7 @@ learners in independent mode). Columns, in this order (:data:`COLUMNS`):
   observation), over the reports the mechanism asked for; empty without a belief phase.
 * ``train/mean_reward``: the learners' mean realised utility per finished auction.
 * ``auction/revenue``: mean realised revenue per finished auction.
-* ``train/episodes``: learner episodes finished in the rollout.
+* ``train/episodes``: learner episodes finished in the rollout (an integer).
 * ``eval/...``: exact evaluation of the current deterministic policy, when due (see
   :func:`crowdauction.training.run.exact_metrics`): ``eval/truthfulness_rate``
   (probability that a learner's valuation report is truthful), ``eval/belief_tv``,
@@ -21,6 +21,12 @@ learners in independent mode). Columns, in this order (:data:`COLUMNS`):
 
 The CSV holds no wall-clock quantity, so a run is reproducible row for row; the
 throughput goes to the log and to TensorBoard (``time/steps_per_second``).
+
+The file only ever gains whole lines: a row is formatted completely before the file is
+opened and written with one call, and a ``KeyboardInterrupt`` between that call and
+closing the file still flushes it. A line that a hard kill cut short (no final
+newline, or too few fields) is skipped by :func:`read_metrics`, and the rewrite on
+resume drops it.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import numpy as np
 from crowdauction.envs.layout import EnvLayout
 from crowdauction.training.io import atomic_write_text
 
-__all__ = ["COLUMNS", "RolloutStats", "MetricsWriter", "read_metrics"]
+__all__ = ["COLUMNS", "INTEGER_COLUMNS", "RolloutStats", "MetricsWriter", "read_metrics"]
 
 COLUMNS = (
     "step",
@@ -53,6 +59,9 @@ COLUMNS = (
     "eval/utility",
     "eval/revenue",
 )
+
+#: Columns that hold counts; :func:`read_metrics` returns them as ``int`` when present.
+INTEGER_COLUMNS = ("step", "learner", "train/episodes")
 
 
 class RolloutStats:
@@ -110,14 +119,14 @@ class RolloutStats:
             self.episodes += int(done.size)
 
     def row(self) -> dict[str, float]:
-        """The rollout's metrics (NaN where nothing was measured)."""
+        """The rollout's metrics (NaN where nothing was measured; episodes an ``int``)."""
         nan = float("nan")
         return {
             "train/truthfulness_rate": self.truthful / self.valuations if self.valuations else nan,
             "train/belief_tv": self.tv_sum / self.beliefs if self.beliefs else nan,
             "train/mean_reward": self.reward_sum / self.episodes if self.episodes else nan,
             "auction/revenue": self.revenue_sum / self.episodes if self.episodes else nan,
-            "train/episodes": float(self.episodes),
+            "train/episodes": self.episodes,
         }
 
 
@@ -160,9 +169,9 @@ class MetricsWriter:
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Append one row (missing columns empty) and log its numbers to TensorBoard."""
+        line = ",".join(_fmt(row.get(c)) for c in COLUMNS) + "\n"
         with open(self.path, "a", encoding="utf-8", newline="") as f:
-            f.write(",".join(_fmt(row.get(c)) for c in COLUMNS) + "\n")
-            f.flush()
+            f.write(line)
         if self.writer is not None:
             step = int(row["step"])
             for key, v in row.items():
@@ -193,24 +202,36 @@ def _render(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, float]]:
-    """Rows of a metrics CSV as dicts (empty cells are NaN; a torn last line is skipped)."""
-    out = []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            return out
-        for fields in reader:
-            if len(fields) != len(header):
-                continue  # a line a crash cut short
-            try:
-                row = {
-                    k: (float(v) if v != "" else float("nan"))
-                    for k, v in zip(header, fields, strict=True)
-                }
-            except ValueError:
-                continue
-            row["step"] = int(row["step"])
-            row["learner"] = int(row["learner"]) if not math.isnan(row["learner"]) else -1
-            out.append(row)
+    """Rows of a metrics CSV as dicts.
+
+    Empty cells are NaN; :data:`INTEGER_COLUMNS` are ``int`` where present (``learner``
+    -1 where empty). A line a crash cut short (the last one without its newline, or one
+    with the wrong number of fields) is skipped.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]  # the last line is torn
+    out: list[dict[str, float]] = []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return out
+    for fields in reader:
+        if len(fields) != len(header):
+            continue  # a line a crash cut short
+        try:
+            row: dict[str, float] = {
+                k: (float(v) if v != "" else float("nan"))
+                for k, v in zip(header, fields, strict=True)
+            }
+        except ValueError:
+            continue
+        for k in INTEGER_COLUMNS:
+            if k in row and not math.isnan(row[k]):
+                row[k] = int(row[k])
+        row["learner"] = row.get("learner", -1)
+        if math.isnan(row["learner"]):
+            row["learner"] = -1
+        row["step"] = int(row["step"])
+        out.append(row)
     return out

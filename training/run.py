@@ -32,6 +32,14 @@ final step, so a resumed run reproduces the uninterrupted one; metric rows writt
 after the checkpoint are dropped before appending. Checkpoints are pickles: resume only
 run directories you trust.
 
+Interrupts: a ``KeyboardInterrupt`` (Ctrl-C) inside :func:`train` or :func:`resume`
+comes out as :class:`TrainingInterrupted`, a ``KeyboardInterrupt`` that names the run
+directory, the step reached and the last checkpoint. Nothing it leaves behind is
+half-written: checkpoints, the configuration and the final models are written
+atomically, ``metrics.csv`` gains whole lines only (a torn one, after a hard kill, is
+ignored by the reader and dropped by :func:`resume`), and stray temporary files are
+removed on resume.
+
 Determinism: the same configuration and seed give the same metrics file on the same
 machine; training runs with ``torch.set_num_threads(1)`` and seeds torch, numpy and
 Python through stable-baselines3.
@@ -78,6 +86,7 @@ from crowdauction.training.metrics import MetricsWriter, RolloutStats, read_metr
 
 __all__ = [
     "RunResult",
+    "TrainingInterrupted",
     "train",
     "resume",
     "exact_metrics",
@@ -116,6 +125,64 @@ class RunResult:
     model_paths: list[Path] = field(default_factory=list)
     steps: int = 0
     steps_per_second: float = float("nan")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """A ``KeyboardInterrupt`` (Ctrl-C) stopped :func:`train` or :func:`resume`.
+
+    It is a ``KeyboardInterrupt``, so code that catches those still does; its message
+    says how to continue (``crowdauction train --resume RUN_DIR``, or :func:`resume`).
+
+    Attributes:
+        run_dir: the run directory.
+        step: the timestep the run had reached (None before training started).
+        checkpoint_step: the step of the last checkpoint on disk (None if there is none).
+        resumable: whether :func:`resume` can continue the run (it has a configuration
+            and has not finished).
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        step: int | None,
+        checkpoint_step: int | None,
+        resumable: bool,
+    ):
+        self.run_dir = Path(run_dir)
+        self.step = step
+        self.checkpoint_step = checkpoint_step
+        self.resumable = resumable
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = "" if self.step is None else f" at step {self.step}"
+        if not self.resumable:
+            if (self.run_dir / DONE_FILE).exists():
+                return f"interrupted after the run finished; its results are in {self.run_dir}"
+            return (
+                f"interrupted{where} before {self.run_dir} was set up; nothing to resume, "
+                "start a new run with: crowdauction train CONFIG.toml"
+            )
+        if self.checkpoint_step is None:
+            return (
+                f"interrupted{where}, before the first checkpoint; restart the run from "
+                f"step 0 with: crowdauction train --resume {self.run_dir}"
+            )
+        return (
+            f"interrupted{where}; continue from the checkpoint at step "
+            f"{self.checkpoint_step} with: crowdauction train --resume {self.run_dir}"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_dir, self.step, self.checkpoint_step, self.resumable))
+
+
+def _interrupted(run_dir: Path, step: int | None) -> TrainingInterrupted:
+    """What an interrupt in ``run_dir`` leaves behind, as a :class:`TrainingInterrupted`."""
+    resumable = (run_dir / CONFIG_FILE).exists() and not (run_dir / DONE_FILE).exists()
+    ckpt = latest_checkpoint(run_dir)
+    ckpt_step = None if ckpt is None else int(ckpt.stem.removeprefix("step_"))
+    return TrainingInterrupted(run_dir, step, ckpt_step, resumable)
 
 
 # -- building blocks ------------------------------------------------------------------
@@ -580,7 +647,8 @@ def _train_independent(driver: _Driver, resume_state: dict[str, Any] | None) -> 
 def _fresh_dir(out: Path, name: str) -> Path:
     path = out / name
     k = 0
-    while path.exists() and any(path.iterdir()):
+    # A non-empty folder, or a file, under the name: take the next free name.
+    while path.exists() and (not path.is_dir() or any(path.iterdir())):
         k += 1
         path = out / f"{name}-{k}"
     path.mkdir(parents=True, exist_ok=True)
@@ -629,6 +697,10 @@ def _run(
         steps = driver.global_step()
         rate = (steps - start) / elapsed if elapsed > 0 else float("nan")
         writer.scalar("time/steps_per_second", rate, steps)
+    except KeyboardInterrupt as e:
+        if isinstance(e, TrainingInterrupted):
+            raise
+        raise _interrupted(run_dir, driver.global_step() if driver.models else start) from e
     finally:
         driver.progress_stop()
         torch.set_num_threads(threads)
@@ -674,19 +746,28 @@ def train(
 
     Returns:
         A :class:`RunResult`.
+
+    Raises:
+        TrainingInterrupted: on Ctrl-C once the run directory exists; it names the
+            directory, which :func:`resume` continues.
     """
     cfg = _as_config(config)
     s = _setup(cfg)
     run_dir = _fresh_dir(Path(cfg.run.out), cfg.run_name())
-    save_config(cfg, run_dir / CONFIG_FILE)
-    log.info(
-        "run directory %s (%s, %s, %d steps)",
-        run_dir,
-        cfg.run.mode,
-        cfg.mechanism.name,
-        cfg.run.total_steps,
-    )
-    return _run(s, run_dir, None, callbacks, progress)
+    try:
+        save_config(cfg, run_dir / CONFIG_FILE)
+        log.info(
+            "run directory %s (%s, %s, %d steps)",
+            run_dir,
+            cfg.run.mode,
+            cfg.mechanism.name,
+            cfg.run.total_steps,
+        )
+        return _run(s, run_dir, None, callbacks, progress)
+    except KeyboardInterrupt as e:
+        if isinstance(e, TrainingInterrupted):
+            raise
+        raise _interrupted(run_dir, None) from e
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -703,6 +784,7 @@ def resume(run_dir: str | Path, callbacks: Sequence[Any] = (), progress: bool = 
 
     Raises:
         InvalidConfigError: if ``run_dir`` holds no configuration, or the run is done.
+        TrainingInterrupted: on Ctrl-C; the run can be resumed again.
     """
     run_dir = Path(run_dir)
     cfg_path = run_dir / CONFIG_FILE
@@ -712,6 +794,15 @@ def resume(run_dir: str | Path, callbacks: Sequence[Any] = (), progress: bool = 
         raise InvalidConfigError(
             f"the run in {run_dir} already finished; start a new one with crowdauction train"
         )
+    try:
+        return _resume(run_dir, cfg_path, callbacks, progress)
+    except KeyboardInterrupt as e:
+        if isinstance(e, TrainingInterrupted):
+            raise
+        raise _interrupted(run_dir, None) from e
+
+
+def _resume(run_dir: Path, cfg_path: Path, callbacks: Sequence[Any], progress: bool) -> RunResult:
     gone = remove_stale_temps(run_dir)
     if gone:
         log.info("removed %d stale temporary files", len(gone))
