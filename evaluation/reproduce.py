@@ -1398,24 +1398,65 @@ def run_claims(
     return rows
 
 
+def _claim_labels() -> dict[str, Claim]:
+    """The claims by the label ``--list`` shows: the number, with a letter where entries share it.
+
+    Claim 9 has two entries (Hedge and PPO learners), labelled ``9a`` and ``9b``; every
+    other claim's label is its number.
+    """
+    numbers = [c.number for c in CLAIMS.values()]
+    labels: dict[str, Claim] = {}
+    part: dict[int, int] = {}
+    for c in CLAIMS.values():
+        if numbers.count(c.number) > 1:
+            k = part.get(c.number, 0)
+            part[c.number] = k + 1
+            labels[f"{c.number}{chr(ord('a') + k)}"] = c
+        else:
+            labels[str(c.number)] = c
+    return labels
+
+
+def _parts_note() -> str:
+    """E.g. "claim 9 has two parts, 9a and 9b; --claim 9 runs both"."""
+    by_number: dict[int, list[str]] = {}
+    for label, c in _claim_labels().items():
+        if not label.isdigit():
+            by_number.setdefault(c.number, []).append(label)
+    notes = []
+    for num, labels in by_number.items():
+        both = "both" if len(labels) == 2 else "all of them"
+        notes.append(
+            f"claim {num} has {len(labels)} parts, {' and '.join(labels)}; "
+            f"--claim {num} runs {both}"
+        )
+    return "; ".join(notes)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``reproduce`` to the ``crowdauction`` parser."""
+    parts = _parts_note()
     p = subparsers.add_parser(
         "reproduce",
         help="measure the paper's claims and print (and write) the results table",
         description="Builds each claim's instances, measures them exactly (Monte Carlo only "
         "where a claim says so) and prints claim, instance, theory, measurement and whether it "
         "holds. A full run writes results.md to --out (default the repository's docs/); a run "
-        "of selected claims writes only when --out is given.",
+        "of selected claims writes only when --out is given."
+        + (f" Note: {parts}." if parts else ""),
     )
     p.add_argument(
         "--claim",
         action="append",
         metavar="NAME",
-        help=f"a claim by number or name ({', '.join(CLAIMS)}); repeat for several; default all",
+        help=f"a claim by number, label (as --list shows) or name ({', '.join(CLAIMS)})"
+        + (f"; {parts}" if parts else "")
+        + "; repeat for several; default all",
     )
     p.add_argument("--out", metavar="DIR", help="folder for results.md")
-    p.add_argument("--list", action="store_true", help="list the claims and exit")
+    p.add_argument(
+        "--list", action="store_true", help="list the claims (label, name, title) and exit"
+    )
     p.add_argument(
         "--strict", action="store_true", help="exit with status 1 if a row does not hold"
     )
@@ -1427,13 +1468,23 @@ def _reproduce(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console()
+    labels = _claim_labels()
     if args.list:
-        for c in CLAIMS.values():
-            console.print(f"{c.number:>2}  {c.name:<26} {c.title}")
+        for label, c in labels.items():
+            console.print(
+                f"{label:>3}  {c.name:<26} {c.title}", soft_wrap=True, markup=False,
+                highlight=False,
+            )
+        parts = _parts_note()
+        if parts:
+            console.print(f"\n{parts[0].upper()}{parts[1:]}.", soft_wrap=True, markup=False,
+                          highlight=False)
         return 0
+    # A label such as 9a names one part; a bare number runs every part of that claim.
+    names = [labels[c].name if c in labels and not c.isdigit() else c for c in args.claim or []]
     out = args.out if args.out is not None else (None if args.claim else DEFAULT_OUT)
     command = "crowdauction reproduce" + "".join(f" --claim {c}" for c in args.claim or [])
-    rows = run_claims(args.claim, out, command=command)
+    rows = run_claims(names or None, out, command=command)
     table = Table(show_lines=True)
     for col in ("claim", "instance", "theory says", "measured", "holds"):
         table.add_column(col, overflow="fold")
