@@ -443,3 +443,33 @@ def test_long_ppo_best_response_learns_truthful_play(tmp_path: Path) -> None:
     last = np.mean([r["train/truthfulness_rate"] for r in rows[-5:]])
     assert last > 0.65  # measured: 0.69
     assert rows[-1]["eval/regret"] < 0.02  # measured: 0.0089 (one cell on a near-tie)
+
+
+def test_resume_refuses_a_checkpoint_of_another_setting(tmp_path: Path) -> None:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Kill(BaseCallback):
+        def __init__(self, run_dir: Path):
+            super().__init__()
+            self.run_dir = run_dir
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_start(self) -> None:
+            if latest_checkpoint(self.run_dir) is not None:
+                raise KeyboardInterrupt("simulated kill")
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(tmp_path / "b"), callbacks=[Kill(tmp_path / "b" / "r")])
+    cut = tmp_path / "b" / "r"
+    cfg_file = cut / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    cfg["mechanism"]["eps"] = 0.25  # the run's mechanism changed under the checkpoint
+    cfg_file.write_text(json.dumps(cfg))
+    with pytest.raises(InvalidConfigError, match="written for another prior, knowledge or mechanism"):
+        resume(cut)
+    ckpt = latest_checkpoint(cut)
+    ckpt.write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(InvalidConfigError, match="does not belong"):
+        resume(cut)

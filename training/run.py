@@ -47,6 +47,7 @@ Python through stable-baselines3.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -55,7 +56,7 @@ import pickle
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,17 @@ def _setup(cfg: TrainConfig) -> _Setup:
     knowledge = build_knowledge(cfg, prior)
     mech = build_mechanism(cfg, prior)
     return _Setup(cfg, knowledge, mech, EnvLayout(prior.space))
+
+
+def _fingerprint(s: _Setup) -> str:
+    """What a checkpoint must match to be resumed: prior, knowledge, mechanism, mode."""
+    h = hashlib.sha256()
+    h.update(s.knowledge.prior.key())
+    for cells in s.knowledge.cells:
+        h.update(np.ascontiguousarray(cells, dtype=np.int64).tobytes())
+    h.update(json.dumps(asdict(s.cfg.mechanism), sort_keys=True, default=str).encode())
+    h.update(json.dumps([s.cfg.run.mode, s.cfg.algo.n_envs, s.layout.obs_dim]).encode())
+    return h.hexdigest()[:16]
 
 
 def _opponents(s: _Setup) -> list[Agent | None]:
@@ -495,6 +507,7 @@ class _Driver:
         state = {
             "version": _CKPT_VERSION,
             "mode": self.s.cfg.run.mode,
+            "fingerprint": _fingerprint(self.s),
             "step": step,
             "models": [_model_bytes(m) for m in self.models],
             "env": env_blob,
@@ -817,9 +830,19 @@ def _resume(run_dir: Path, cfg_path: Path, callbacks: Sequence[Any], progress: b
             raise InvalidConfigError(
                 f"checkpoint {ckpt} cannot be read: {e}; delete it to resume from an earlier one"
             ) from e
-        if state.get("version") != _CKPT_VERSION or state.get("mode") != cfg.run.mode:
+        if (
+            not isinstance(state, dict)
+            or state.get("version") != _CKPT_VERSION
+            or state.get("mode") != cfg.run.mode
+        ):
             raise InvalidConfigError(
                 f"checkpoint {ckpt} does not belong to this run's configuration"
+            )
+        if state.get("fingerprint") != _fingerprint(s):
+            raise InvalidConfigError(
+                f"checkpoint {ckpt} was written for another prior, knowledge or mechanism "
+                f"than {cfg_path} now gives (a prior file or config.json changed since); "
+                "restore them, or start a new run with crowdauction train"
             )
         log.info("resuming %s from step %d", run_dir, state["step"])
     else:
