@@ -3,6 +3,11 @@
 Every error a user can cause derives from :class:`CrowdAuctionError`, and also from the
 builtin it refines (``ValueError`` or ``KeyError``), so ``except ValueError`` keeps
 working. Messages name the bad value, what was expected and how to fix it.
+
+:class:`InvalidParameterError` is both a ``ValueError`` and a ``TypeError``: a parameter
+of the wrong type (``eps="a"``) and one out of range (``eps=0``) raise the same class, and
+code that caught either builtin around these calls keeps working (numpy's ``AxisError``
+is likewise both a ``ValueError`` and an ``IndexError``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ class InvalidPartitionError(CrowdAuctionError, ValueError):
 
 class InvalidReportError(CrowdAuctionError, ValueError):
     """A valuation or belief report is off the grid, off the simplex or misshaped."""
+
+
+class InvalidParameterError(CrowdAuctionError, ValueError, TypeError):
+    """A mechanism, setting or agent parameter is out of range or of the wrong type.
+
+    Also raised for a type space too large to tabulate (see
+    :data:`crowdauction.mechanisms.typespace.MAX_PROFILES`).
+    """
 
 
 class InvalidActionError(CrowdAuctionError, ValueError):

@@ -38,9 +38,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from crowdauction.envs.layout import EnvLayout
-from crowdauction.errors import InvalidReportError
+from crowdauction.errors import InvalidParameterError, InvalidReportError
+from crowdauction.mechanisms.checks import bidder_index
 from crowdauction.mechanisms.crowdsourced import CrowdsourcedMechanism
-from crowdauction.mechanisms.exact import Mechanism, Strategy
+from crowdauction.mechanisms.exact import Mechanism, Strategy, check_tables
 from crowdauction.mechanisms.knowledge import Knowledge
 
 __all__ = ["Agent", "TabularAgent", "profile_strategy", "truthful_tables"]
@@ -60,6 +61,21 @@ def truthful_tables(
     return val, bel
 
 
+def _check_bidder(bidder: object, layout: EnvLayout | None) -> int | None:
+    """``None`` or a bidder index (in range of ``layout`` when one is given)."""
+    if bidder is None:
+        return None
+    if layout is not None:
+        return bidder_index(bidder, layout.n, what="agent bidder")
+    # Without a layout the number of bidders is unknown: check the type and sign only.
+    ok = isinstance(bidder, (int, np.integer)) and not isinstance(bidder, (bool, np.bool_))
+    if not ok or int(bidder) < 0:  # type: ignore[call-overload]  # an integer by now
+        raise InvalidParameterError(
+            f"agent bidder must be None or a non-negative integer bidder index, got {bidder!r}"
+        )
+    return int(bidder)  # type: ignore[call-overload]
+
+
 class Agent:
     """Base class of agents (see the module docstring for the protocol).
 
@@ -75,14 +91,16 @@ class Agent:
         self, layout: EnvLayout | None = None, bidder: int | None = None, seed: int | None = None
     ):
         self.layout = layout
-        self.bidder = bidder
+        self.bidder = _check_bidder(bidder, layout)
         self.rng = np.random.default_rng(seed)
 
     def bind(self, layout: EnvLayout, bidder: int | None = None) -> Agent:
         """Set the layout (and bidder) in place; returns ``self``."""
         self.layout = layout
         if bidder is not None:
-            self.bidder = bidder
+            self.bidder = _check_bidder(bidder, layout)
+        elif self.bidder is not None:
+            _check_bidder(self.bidder, layout)
         return self
 
     def _layout(self) -> EnvLayout:
@@ -142,6 +160,10 @@ class TabularAgent(Agent):
         belief: ``(C_i, m_i)`` belief report per cell.
         layout: the env layout; default ``EnvLayout(knowledge.space)``.
         seed: seed for sampling mixed valuation reports.
+
+    Raises:
+        InvalidReportError: if a table is misshaped or a row is not a distribution
+            (finite, non-negative, summing to one), naming the bidder and cell.
     """
 
     name = "tabular"
@@ -159,13 +181,7 @@ class TabularAgent(Agent):
         super().__init__(layout if layout is not None else EnvLayout(knowledge.space), bidder, seed)
         C, K = knowledge.num_cells(bidder), knowledge.space.shape[bidder]
         m = knowledge.space.others_size(bidder)
-        valuation = np.asarray(valuation, dtype=np.float64)
-        belief = np.asarray(belief, dtype=np.float64)
-        if valuation.shape != (C, K) or belief.shape != (C, m):
-            raise InvalidReportError(
-                f"tables of bidder {bidder} have shapes {valuation.shape} and {belief.shape}, "
-                f"expected {(C, K)} and {(C, m)}"
-            )
+        valuation, belief = check_tables(valuation, belief, bidder, (C, K), (C, m))
         self.knowledge = knowledge
         self.mech = mech
         self.valuation = valuation

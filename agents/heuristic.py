@@ -13,7 +13,8 @@ import numpy as np
 
 from crowdauction.agents.base import Agent, _actions, _obs_beliefs, truthful_tables
 from crowdauction.envs.layout import EnvLayout
-from crowdauction.errors import InvalidReportError
+from crowdauction.errors import InvalidParameterError, InvalidReportError
+from crowdauction.mechanisms.checks import int_param, real_param
 from crowdauction.mechanisms.exact import Mechanism
 from crowdauction.mechanisms.knowledge import Knowledge
 
@@ -119,9 +120,10 @@ class ShadingAgent(_ValueMapAgent):
         seed: int | None = None,
     ):
         super().__init__(layout, bidder, seed)
-        if not (0.0 <= fraction <= 1.0):
-            raise InvalidReportError(f"shading fraction must lie in [0, 1], got {fraction!r}")
-        self.fraction = float(fraction)
+        # InvalidReportError, not InvalidParameterError: the fraction scales the report.
+        self.fraction = real_param(
+            fraction, "shading fraction", low=0.0, high=1.0, error=InvalidReportError
+        )
 
     def report_index(self, grid: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Grid index of the largest value ``<= fraction * grid[index]`` (at least 0)."""
@@ -153,7 +155,17 @@ class MisreportAgent(_ValueMapAgent):
         seed: int | None = None,
     ):
         super().__init__(layout, bidder, seed)
-        self.value_map = {int(k): int(v) for k, v in value_map.items()}
+        if not isinstance(value_map, Mapping):
+            raise InvalidParameterError(
+                "value_map must map true values to reported values, e.g. {3: 1}, "
+                f"got {value_map!r}"
+            )
+        self.value_map = {
+            int_param(k, "a true value of value_map", low=0): int_param(
+                v, f"the report value_map gives value {k!r}", low=0
+            )
+            for k, v in value_map.items()
+        }
 
     def report_index(self, grid: np.ndarray, index: np.ndarray) -> np.ndarray:
         """Grid indices of the mapped reports; raises if a report is off the grid."""

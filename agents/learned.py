@@ -29,7 +29,8 @@ import numpy as np
 
 from crowdauction.agents.base import Agent, truthful_tables
 from crowdauction.envs.layout import EnvLayout
-from crowdauction.errors import InvalidConfigError
+from crowdauction.errors import InvalidConfigError, InvalidParameterError
+from crowdauction.mechanisms.checks import bidder_index
 from crowdauction.mechanisms.crowdsourced import CrowdsourcedMechanism, RandomInformant
 from crowdauction.mechanisms.exact import Mechanism
 from crowdauction.mechanisms.knowledge import Knowledge
@@ -125,9 +126,19 @@ class LearnedAgent(Agent):
                 there); otherwise the bidder to play, or ``None``.
             path: a model file to load instead (e.g. a checkpoint).
             deterministic: see the class.
-        """
-        from stable_baselines3 import PPO
 
+        Raises:
+            InvalidParameterError: if ``bidder`` is not ``None`` or a bidder index of the
+                run's setting.
+            InvalidConfigError: if the run directory has no readable configuration or
+                no final model.
+        """
+        if bidder is not None and (
+            not isinstance(bidder, (int, np.integer)) or isinstance(bidder, (bool, np.bool_))
+        ):
+            raise InvalidParameterError(
+                f"bidder must be None or an integer bidder index, got {bidder!r}"
+            )
         run_dir = Path(run_dir)
         cfg_path = run_dir / CONFIG_FILE
         try:
@@ -136,6 +147,8 @@ class LearnedAgent(Agent):
             space = TypeSpace.uniform(int(setting["n"]), setting["values"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise InvalidConfigError(f"{cfg_path} is not a readable run configuration: {e}") from e
+        if bidder is not None:
+            bidder = bidder_index(bidder, space.n, what="bidder")
         if path is None:
             shared = run_dir / model_file()
             own = run_dir / model_file(bidder) if bidder is not None else None
@@ -153,6 +166,8 @@ class LearnedAgent(Agent):
                     )
                     + "; has training finished? (resume it with crowdauction train --resume)"
                 )
+        from stable_baselines3 import PPO  # imported only to load: it pulls in torch
+
         model = PPO.load(str(path), device="cpu")
         return cls(model, EnvLayout(space), bidder, deterministic)
 

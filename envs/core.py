@@ -36,9 +36,11 @@ from crowdauction.errors import (
     CrowdAuctionError,
     InvalidActionError,
     InvalidConfigError,
+    InvalidParameterError,
     UnknownNameError,
 )
-from crowdauction.envs.layout import EnvLayout
+from crowdauction.envs.layout import BELIEF_FLOOR, EnvLayout
+from crowdauction.mechanisms.checks import int_param
 from crowdauction.mechanisms.classical import ClassicalMechanism
 from crowdauction.mechanisms.crowdsourced import (
     CrowdsourcedLookahead,
@@ -173,6 +175,9 @@ class AuctionCore:
         kind: ``"informant"`` (M), ``"crowdsourced"`` (L and others) or ``"classical"``.
         phases: how many phases an episode has (2 or 1).
         layout: the observation and action layout.
+        belief_floor: smallest decoded belief probability: :data:`BELIEF_FLOOR` when the
+            mechanism's scoring rule is unbounded below (log), so rewards stay finite;
+            else 0.
         truthful_beliefs: per bidder ``(C_i, m_i)``: what a truthful bidder reports when
             asked (the mechanism's ``truthful_beliefs``; the cell beliefs if classical).
     """
@@ -204,6 +209,11 @@ class AuctionCore:
             self.kind = "classical"
         self.phases = 1 if self.kind == "classical" else 2
         self.layout = EnvLayout(self.space, N_PHASES)
+        # A rule unbounded below (log) scores a zero probability at minus infinity: floor
+        # decoded beliefs so that finite actions get finite rewards.
+        scoring = getattr(mechanism, "scoring", None)
+        unbounded = isinstance(scoring, ScoringRule) and not np.isfinite(scoring.bounds[0])
+        self.belief_floor = BELIEF_FLOOR if unbounded else 0.0
         n, m_max = self.n, self.layout.m_max
         if self.kind == "classical":
             truthful = [b.copy() for b in knowledge.beliefs]
@@ -302,7 +312,7 @@ class AuctionCore:
             return np.zeros((B, n))
         beliefs = []
         for i in range(n):
-            F = self.layout.decode_belief(a[:, i, :], i)
+            F = self.layout.decode_belief(a[:, i, :], i, floor=self.belief_floor)
             uniform = np.full_like(F, 1.0 / F.shape[1])
             beliefs.append(np.where(st.asked[:, i : i + 1], F, uniform))
         st.belief_report = beliefs
@@ -477,11 +487,13 @@ class AuctionCore:
 def _default_prior(n: int | None, values: Sequence[int] | None) -> Prior:
     n = DEFAULT_N if n is None else n
     values = DEFAULT_VALUES if values is None else values
-    if int(n) != n or n < 2:
-        raise InvalidConfigError(f"n must be an integer number of bidders >= 2, got {n!r}")
     try:
-        return Prior.gaussian_copula(int(n), list(values), DEFAULT_RHO)
-    except ValueError as e:
+        n = int_param(n, "n", low=2, error=InvalidConfigError)
+    except InvalidConfigError as e:
+        raise InvalidConfigError(f"n must be an integer number of bidders >= 2, got {n!r}") from e
+    try:
+        return Prior.gaussian_copula(n, list(values), DEFAULT_RHO)
+    except (TypeError, ValueError) as e:
         raise InvalidConfigError(f"cannot build the default prior on values {values!r}: {e}") from e
 
 
@@ -599,6 +611,8 @@ def build_core(
                 f"mechanism must be a name in {list(MECHANISM_NAMES)} or a mechanism instance, "
                 f"got {type(mechanism).__name__}"
             )
+    except InvalidParameterError as e:  # a bad env keyword: a configuration error here
+        raise InvalidConfigError(f"cannot build mechanism {mechanism!r}: {e}") from e
     except CrowdAuctionError:
         raise
     except ValueError as e:

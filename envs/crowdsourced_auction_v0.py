@@ -65,8 +65,12 @@ informant earns its scoring reward and L's candidate its bonus. With
 ``reward="expected"`` the rewards are instead the exact expected utilities over the
 mechanism's own coins (lottery, randomised allocation; M's informant stays as drawn at
 reset), which cuts reward noise for learners and leaves every incentive unchanged;
-infos stay realised. After the last phase every agent terminates and ``agents``
-empties; nothing truncates.
+infos stay realised. Under the logarithmic scoring rule (``scoring="log"``) every
+decoded belief probability is floored at
+:data:`~crowdauction.envs.layout.BELIEF_FLOOR` (``1e-12``) and the belief renormalised,
+so every belief report has full support and finite actions always earn finite rewards;
+under bounded rules beliefs are decoded exactly. After the last phase every agent
+terminates and ``agents`` empties; nothing truncates.
 
 Infos. After the last phase, per agent: ``allocation``, ``payment``, ``utility``,
 ``revenue``, ``reward`` (belief reward), ``value``, ``value_report``,

@@ -33,6 +33,12 @@ Action, ``act_dim = 1 + m_max`` reals:
   :meth:`EnvLayout.encode_belief` inverts the softmax with ``log`` and sends zero
   probabilities to :data:`ZERO_LOGIT`, whose exponential underflows to exactly zero,
   so supports survive the round trip.
+* Under a scoring rule that is unbounded below (the logarithmic rule), a report with a
+  zero would earn a reward of minus infinity, so the envs decode beliefs with a floor:
+  every probability is raised to at least :data:`BELIEF_FLOOR` (``1e-12``) and the
+  row renormalised, every belief report has full support, and finite actions always
+  get finite rewards. Under bounded rules (Brier, spherical, linear) nothing is floored
+  and zeros stay exact.
 
 The action space's bounds (``[-1, 1]`` for the valuation, ``[-10, 10]`` for the logits)
 are a sampling range for exploration; the decoders accept any finite real.
@@ -44,7 +50,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from crowdauction.errors import InvalidActionError, InvalidReportError
+from crowdauction.errors import InvalidActionError, InvalidParameterError, InvalidReportError
+from crowdauction.mechanisms.checks import int_param, real_param
 from crowdauction.mechanisms.scoring import check_distribution
 from crowdauction.mechanisms.typespace import TypeSpace
 
@@ -60,6 +67,7 @@ __all__ = [
     "LOGIT_LOW",
     "LOGIT_HIGH",
     "ZERO_LOGIT",
+    "BELIEF_FLOOR",
     "FLAG_INFORMANT",
     "FLAG_CANDIDATE",
     "FLAG_ASKED",
@@ -73,6 +81,10 @@ LOGIT_LOW, LOGIT_HIGH = -10.0, 10.0
 #: Logit that :meth:`EnvLayout.encode_belief` gives a zero probability. Every positive
 #: double has a log above -745, so after the softmax's shift its exponential is exactly 0.
 ZERO_LOGIT = -1.0e4
+#: Smallest probability of a decoded belief under a scoring rule unbounded below: the
+#: log rule then scores at least ``a + b log(BELIEF_FLOOR / (1 + m BELIEF_FLOOR))``,
+#: about ``a - 27.6 b``, instead of minus infinity.
+BELIEF_FLOOR = 1e-12
 #: Columns of :attr:`ObsParts.flags`.
 FLAG_INFORMANT, FLAG_CANDIDATE, FLAG_ASKED, FLAG_ACTS = 0, 1, 2, 3
 
@@ -128,8 +140,11 @@ class EnvLayout:
     """
 
     def __init__(self, space: TypeSpace, n_phases: int = 2):
-        if int(n_phases) != n_phases or n_phases < 1:
-            raise InvalidReportError(f"n_phases must be a positive integer, got {n_phases!r}")
+        if not isinstance(space, TypeSpace):
+            raise InvalidParameterError(
+                f"EnvLayout needs a TypeSpace, got {type(space).__name__}"
+            )
+        n_phases = int_param(n_phases, "n_phases", low=1)
         self.space = space
         self.n = space.n
         self.n_phases = int(n_phases)
@@ -292,12 +307,23 @@ class EnvLayout:
         hi = np.minimum(VALUE_HIGH, 2.0 * (index + 0.5) / span - 1.0)
         return np.where(K > 1, (lo + hi) / 2.0, 0.0)
 
-    def decode_belief(self, action: np.ndarray, bidder: int | np.ndarray) -> np.ndarray:
+    def decode_belief(
+        self, action: np.ndarray, bidder: int | np.ndarray, floor: float = 0.0
+    ) -> np.ndarray:
         """Belief reports from the logits: softmax of ``action[:, 1:1+m_i]``.
+
+        Args:
+            action: ``(B, >= 1 + m)`` actions.
+            bidder: an int or ``(B,)``.
+            floor: smallest probability of a decoded entry, in ``[0, 1 / m_max)``: each
+                entry is raised to at least ``floor`` and the row renormalised, so
+                ``floor > 0`` gives full support. The envs pass :data:`BELIEF_FLOOR`
+                under a scoring rule unbounded below, else 0 (exact zeros).
 
         Returns ``(B, m_i)`` for an int ``bidder``; for one bidder per row, ``(B, m_max)``
         with zeros past each row's ``m_i``.
         """
+        floor = real_param(floor, "belief floor", low=0.0, high=1.0 / self.m_max, high_open=True)
         scalar = np.ndim(bidder) == 0
         a = self._actions(action, 1)
         who = self.bidders(bidder, a.shape[0])
@@ -312,7 +338,11 @@ class EnvLayout:
         with np.errstate(over="ignore", invalid="ignore"):
             # Shift by the row maximum: the largest entry becomes exp(0) = 1, nothing overflows.
             e = np.where(valid, np.exp(z - z.max(axis=1, keepdims=True)), 0.0)
-        return e / e.sum(axis=1, keepdims=True)
+        F = e / e.sum(axis=1, keepdims=True)
+        if floor > 0:
+            F = np.where(valid, np.maximum(F, floor), 0.0)
+            F /= F.sum(axis=1, keepdims=True)
+        return F
 
     def encode_belief(self, F: np.ndarray, bidder: int | np.ndarray) -> np.ndarray:
         """Logits ``(B, m_max)`` whose softmax is ``F``: ``log F``, zero mass to :data:`ZERO_LOGIT`.

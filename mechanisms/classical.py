@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from crowdauction.errors import InvalidReportError
+from crowdauction.errors import InvalidParameterError, InvalidReportError
+from crowdauction.mechanisms.checks import real_param
 from crowdauction.mechanisms.typespace import KUnits, Setting, SingleGood, TypeSpace
 
 __all__ = [
@@ -129,6 +130,11 @@ class ClassicalMechanism:
     space: TypeSpace | None = None
 
     def __init__(self, setting: Setting | None = None):
+        if setting is not None and not isinstance(setting, Setting):
+            raise InvalidParameterError(
+                "setting must be a Setting such as KUnits(k) or DownwardClosed(...), "
+                f"got {setting!r}"
+            )
         self.setting = setting if setting is not None else SingleGood()
 
     def outcome(self, reports: np.ndarray) -> Outcome:
@@ -180,11 +186,25 @@ class SecondPrice(ClassicalMechanism):
     def __init__(self, reserve: float | np.ndarray | None = None, setting: Setting | None = None):
         super().__init__(setting)
         if not isinstance(self.setting, KUnits):
-            raise ValueError(f"second price runs on k-unit settings; got {self.setting!r} (use VCG)")
+            raise InvalidParameterError(
+                f"second price runs on k-unit settings; got {self.setting!r} (use VCG)"
+            )
         if reserve is not None:
-            r = np.asarray(reserve, dtype=np.float64)
+            try:
+                r = np.asarray(reserve, dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise InvalidParameterError(
+                    f"reserve must be a number or one number per bidder, got {reserve!r}"
+                ) from e
+            if r.ndim > 1:
+                raise InvalidParameterError(
+                    f"reserve must be a number or a flat list with one per bidder, got shape "
+                    f"{r.shape}: {r.tolist()}"
+                )
             if not np.all(np.isfinite(r)) or np.any(r < 0):
-                raise ValueError(f"reserves must be finite and non-negative, got {r.tolist()}")
+                raise InvalidParameterError(
+                    f"reserves must be finite and non-negative, got {r.tolist()}"
+                )
             self.reserve = r
             self.name = "second_price_reserve"
         else:
@@ -324,12 +344,17 @@ class TableMechanism(ClassicalMechanism):
         want = (*space.shape, space.n)
         allocation = np.asarray(allocation, dtype=np.float64)
         if allocation.shape != want:
-            raise ValueError(f"allocation table has shape {allocation.shape}, expected {want}")
+            raise InvalidParameterError(
+                f"allocation table has shape {allocation.shape}, expected {want} "
+                "(one axis per bidder, then one serving probability per bidder)"
+            )
         if payments is None:
             payments = payments_from_allocation(allocation, space)
         payments = np.asarray(payments, dtype=np.float64)
         if payments.shape != want:
-            raise ValueError(f"payment table has shape {payments.shape}, expected {want}")
+            raise InvalidParameterError(
+                f"payment table has shape {payments.shape}, expected {want}"
+            )
         self.space = space
         self.alloc_table = allocation
         self.pay_table = payments
@@ -368,22 +393,34 @@ class Strictified(ClassicalMechanism):
         eps_prime: float = 0.5,
         space: TypeSpace | None = None,
     ):
+        if not hasattr(base, "outcome") or not hasattr(base, "setting"):
+            raise InvalidParameterError(
+                f"Strictified needs a classical mechanism to strictify, got {base!r}"
+            )
         super().__init__(base.setting)
-        if not (0.0 < delta < 1.0):
-            raise ValueError(f"lottery probability delta must lie in (0, 1), got {delta!r}")
-        if not (0.0 < eps_prime < 1.0):
-            raise ValueError(f"lottery discount eps_prime must lie in (0, 1), got {eps_prime!r}")
+        self.delta = real_param(
+            delta, "lottery probability delta", low=0.0, high=1.0, low_open=True, high_open=True
+        )
+        self.eps_prime = real_param(
+            eps_prime, "lottery discount eps_prime", low=0.0, high=1.0, low_open=True,
+            high_open=True,
+        )
         self.base = base
-        self.delta = float(delta)
-        self.eps_prime = float(eps_prime)
         self.space = base.space if base.space is not None else space
         if prices is None:
             if self.space is None:
-                raise ValueError("Strictified needs a price grid: pass prices= or space=")
+                raise InvalidParameterError(
+                    "Strictified needs a price grid: pass prices= or space="
+                )
             prices = self.space.all_values[self.space.all_values > 0]
-        prices = np.asarray(prices, dtype=np.float64)
-        if prices.ndim != 1 or prices.size == 0:
-            raise ValueError(f"lottery prices must be a non-empty 1-D grid, got {prices!r}")
+        try:
+            prices = np.asarray(prices, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise InvalidParameterError(f"lottery prices must be numbers, got {prices!r}") from e
+        if prices.ndim != 1 or prices.size == 0 or not np.all(np.isfinite(prices)):
+            raise InvalidParameterError(
+                f"lottery prices must be a non-empty 1-D grid of finite numbers, got {prices!r}"
+            )
         self.prices = np.sort(prices)
         self.name = f"{base.name}_strict"
         self.truthful = base.truthful

@@ -33,7 +33,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crowdauction.errors import InvalidReportError
+from crowdauction.errors import InvalidParameterError, InvalidReportError
+from crowdauction.mechanisms.checks import real_param
 from crowdauction.mechanisms.classical import (
     Outcome,
     Realised,
@@ -59,19 +60,39 @@ class CrowdsourcedMechanism:
         space: the type space (reports must lie on its grids).
         scoring: the scoring rule paying belief reports.
         eps: the scale of belief rewards.
+
+    An ``eps`` above the largest grid value is legal but warns: belief rewards can then
+    exceed anything the auction earns, and revenue can be negative.
     """
 
     name = "crowdsourced"
     truthful = True
 
     def __init__(self, space: TypeSpace, scoring: str | ScoringRule, eps: float):
+        if not isinstance(space, TypeSpace):
+            raise InvalidParameterError(
+                f"a crowdsourced mechanism needs a TypeSpace, got {type(space).__name__}"
+            )
         if space.n < 2:
-            raise ValueError(f"a crowdsourced mechanism needs at least two bidders, got n={space.n}")
-        if not (np.isfinite(eps) and eps > 0):
-            raise ValueError(f"eps (the belief-reward scale) must be positive and finite, got {eps!r}")
+            raise InvalidParameterError(
+                f"a crowdsourced mechanism needs at least two bidders, got n={space.n}: "
+                "with one bidder there is nobody to report about"
+            )
+        self.eps = real_param(
+            eps, "eps (the belief-reward scale)", low=0.0, low_open=True,
+            hint="pass a small positive number such as 0.05",
+        )
         self.space = space
         self.scoring = get_scoring_rule(scoring)
-        self.eps = float(eps)
+        top = int(space.all_values.max())
+        if self.eps > top:
+            warnings.warn(
+                f"eps={self.eps:g} exceeds the largest grid value {top}: belief rewards can "
+                "exceed what the auction earns, so revenue can be negative; eps is meant to "
+                "be small next to the values",
+                UserWarning,
+                stacklevel=3,
+            )
 
     @property
     def n(self) -> int:
@@ -158,9 +179,25 @@ class RandomInformant(CrowdsourcedMechanism):
         if informant is None:
             raise InvalidReportError("mechanism M asks only the informant: pass informant=")
         B = np.asarray(reports).shape[0]
+        informant = self._informant(informant, B)
         mask = np.zeros((B, self.n), dtype=bool)
-        mask[np.arange(B), np.asarray(informant)] = True
+        mask[np.arange(B), informant] = True
         return mask
+
+    def _informant(self, informant: np.ndarray, B: int) -> np.ndarray:
+        """Validated informants: ``(B,)`` integer bidder indices (floats are refused, not cut)."""
+        inf = np.asarray(informant)
+        if inf.dtype.kind not in "iu" or inf.shape != (B,):
+            raise InvalidReportError(
+                f"informant must be ({B},) integer bidder indices in 0..{self.n - 1}, got "
+                f"{inf.dtype} array of shape {inf.shape}: {inf.ravel()[:5].tolist()}"
+            )
+        if np.any((inf < 0) | (inf >= self.n)):
+            bad = inf[(inf < 0) | (inf >= self.n)][:3].tolist()
+            raise InvalidReportError(
+                f"informant must be ({B},) integer bidder indices in 0..{self.n - 1}, got {bad}"
+            )
+        return inf.astype(np.int64)
 
     def draw_informant(self, size: int, rng: np.random.Generator) -> np.ndarray:
         """Uniform informants for ``size`` auctions."""
@@ -177,9 +214,7 @@ class RandomInformant(CrowdsourcedMechanism):
         the inner mechanism's lottery fired, for given informants."""
         r = check_reports(reports, self.n)
         B = r.shape[0]
-        informant = np.asarray(informant, dtype=np.int64)
-        if informant.shape != (B,) or np.any((informant < 0) | (informant >= self.n)):
-            raise InvalidReportError(f"informant must be ({B},) bidder indices in 0..{self.n - 1}")
+        informant = self._informant(informant, B)
         alloc = np.zeros((B, self.n))
         pay = np.zeros((B, self.n))
         reward = np.zeros(B)
@@ -293,9 +328,10 @@ class CrowdsourcedLookahead(CrowdsourcedMechanism):
         eps_prime: float = 0.5,
     ):
         super().__init__(space, scoring, eps)
-        if not (0.0 < delta < 1.0):
-            raise ValueError(f"L needs a lottery probability delta in (0, 1), got {delta!r}")
-        self.delta = float(delta)
+        self.delta = real_param(
+            delta, "L's lottery probability delta", low=0.0, high=1.0, low_open=True,
+            high_open=True,
+        )
         self._lottery = Strictified(_NoSale(space), delta, eps_prime=eps_prime, space=space)
         self.truthful = self.scoring.strictly_proper
         if self.eps >= self.strictness_margin():

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
-from crowdauction.errors import UnknownNameError
+from crowdauction.errors import InvalidParameterError, UnknownNameError
+from crowdauction.mechanisms.checks import int_param, real_param
 from crowdauction.mechanisms.classical import (
     ClassicalMechanism,
     FirstPrice,
@@ -60,7 +61,7 @@ def _lookahead(prior: Prior, setting: Setting | None) -> ClassicalMechanism:
     from crowdauction.mechanisms.lookahead import Lookahead
 
     if setting is not None and setting.capacity(prior.n) != 1:
-        raise ValueError(
+        raise InvalidParameterError(
             "the 1-lookahead auction sells a single good; use another design for k units"
         )
     return Lookahead(prior)
@@ -118,19 +119,28 @@ class Design:
         setting: Setting | None = None,
         cache_size: int = 512,
     ):
-        if name not in CLASSICAL:
+        if not isinstance(name, str) or name not in CLASSICAL:
             raise UnknownNameError(
                 f"unknown classical mechanism {name!r}; expected one of {classical_names()}"
             )
-        if not (0.0 <= delta < 1.0):
-            raise ValueError(f"delta must lie in [0, 1), got {delta!r}")
         self.name = name
-        self.delta = float(delta)
-        self.eps_prime = float(eps_prime)
+        self.delta = real_param(
+            delta, "delta (the design's lottery probability)", low=0.0, high=1.0,
+            high_open=True, hint="0 leaves the design unstrictified",
+        )
+        self.eps_prime = real_param(
+            eps_prime, "the lottery discount eps_prime", low=0.0, high=1.0, low_open=True,
+            high_open=True,
+        )
+        if setting is not None and not isinstance(setting, Setting):
+            raise InvalidParameterError(
+                "setting must be a Setting such as KUnits(k) or DownwardClosed(...), "
+                f"got {setting!r}"
+            )
         self.setting = setting
         self._builder = CLASSICAL[name]
         self._cache: OrderedDict[bytes, ClassicalMechanism] = OrderedDict()
-        self._cache_size = int(cache_size)
+        self._cache_size = int_param(cache_size, "cache_size", low=0)
         self.hits = 0
         self.misses = 0
 

@@ -37,7 +37,8 @@ from math import comb
 
 import numpy as np
 
-from crowdauction.errors import InvalidReportError
+from crowdauction.errors import InvalidParameterError, InvalidReportError
+from crowdauction.mechanisms.checks import int_param
 from crowdauction.mechanisms.classical import ClassicalMechanism, Outcome, Realised, check_reports
 from crowdauction.mechanisms.lookahead import candidate_and_floor
 from crowdauction.mechanisms.typespace import Setting, SingleGood
@@ -140,13 +141,13 @@ class EmpiricalReserve(ClassicalMechanism):
     ):
         super().__init__(setting if setting is not None else SingleGood())
         if split not in ("halves", "others"):
-            raise ValueError(f"unknown split {split!r}; expected 'halves' or 'others'")
+            raise InvalidParameterError(f"unknown split {split!r}; expected 'halves' or 'others'")
         if split == "others" and self.setting.capacity(2) != 1:
-            raise ValueError(
+            raise InvalidParameterError(
                 "the 'others' split prices a single highest bidder; use split='halves'"
             )
-        if research_size is not None and (int(research_size) != research_size or research_size < 1):
-            raise ValueError(f"research_size must be a positive integer, got {research_size!r}")
+        if research_size is not None:
+            research_size = int_param(research_size, "research_size", low=1)
         self.split = split
         self.research_size = research_size
         self.name = f"empirical_reserve_{split}"

@@ -22,8 +22,17 @@ from crowdauction.errors import InvalidReportError
 from crowdauction.mechanisms.classical import ClassicalMechanism, Outcome
 from crowdauction.mechanisms.crowdsourced import CrowdsourcedMechanism
 from crowdauction.mechanisms.knowledge import Knowledge
+from crowdauction.mechanisms.scoring import SIMPLEX_TOLERANCE
 
-__all__ = ["Strategy", "ExactResult", "evaluate", "mechanism_outcome", "Mechanism"]
+__all__ = [
+    "Strategy",
+    "ExactResult",
+    "evaluate",
+    "mechanism_outcome",
+    "Mechanism",
+    "check_tables",
+    "check_strategy",
+]
 
 Mechanism = ClassicalMechanism | CrowdsourcedMechanism
 
@@ -37,6 +46,104 @@ def mechanism_outcome(
             raise InvalidReportError(f"{mech.name} needs belief reports")
         return mech.outcome(reports, beliefs)
     return mech.outcome(reports)
+
+
+def _check_rows(table: np.ndarray, what: str, bidder: int, index: str) -> None:
+    """Every row of ``table`` ``(C, m)`` must be a distribution; name the first bad row."""
+    total = table.sum(axis=1)
+    # Fast path (evaluate runs in best-response loops): rows summing to 1 with no entry
+    # below -1e-12 hold no NaN or infinity either, since any would spoil the sum.
+    if table.size and np.all(np.abs(total - 1.0) <= SIMPLEX_TOLERANCE) and table.min() >= -1e-12:
+        return
+    bad = ~np.isfinite(table)
+    if np.any(bad):
+        c, k = (int(x) for x in np.argwhere(bad)[0])
+        raise InvalidReportError(
+            f"{what} row of bidder {bidder}, cell {c} holds {float(table[c, k])!r} at {index} {k}; "
+            "every entry must be a finite probability"
+        )
+    neg = table < -1e-12  # the same slack as scoring.check_distribution
+    if np.any(neg):
+        c, k = (int(x) for x in np.argwhere(neg)[0])
+        raise InvalidReportError(
+            f"{what} row of bidder {bidder}, cell {c} holds {table[c, k]:.6g} at {index} {k}; "
+            "probabilities must be >= 0"
+        )
+    off = ~(np.abs(total - 1.0) <= SIMPLEX_TOLERANCE)
+    if np.any(off):
+        c = int(np.argmax(off))
+        raise InvalidReportError(
+            f"{what} row of bidder {bidder}, cell {c} sums to {total[c]:.6g}, expected 1 "
+            f"within {SIMPLEX_TOLERANCE:g}; normalise it"
+        )
+
+
+def check_tables(
+    valuation: np.ndarray,
+    belief: np.ndarray,
+    bidder: int,
+    shape_val: tuple[int, int],
+    shape_bel: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate one bidder's report tables; return them as float arrays.
+
+    Args:
+        valuation: ``(C_i, K_i)``: in each knowledge cell, the distribution of the
+            valuation report over the bidder's grid indices.
+        belief: ``(C_i, m_i)``: in each cell, the belief report (a distribution).
+        bidder: the bidder, for the messages.
+        shape_val, shape_bel: the expected shapes.
+
+    Raises:
+        InvalidReportError: naming the bidder and the first bad cell.
+    """
+    try:
+        valuation = np.asarray(valuation, dtype=np.float64)
+        belief = np.asarray(belief, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidReportError(f"report tables of bidder {bidder} must be numbers: {e}") from e
+    if valuation.shape != shape_val:
+        raise InvalidReportError(
+            f"valuation table of bidder {bidder} has shape {valuation.shape}, expected "
+            f"{shape_val}: one row per knowledge cell, one entry per grid value"
+        )
+    if belief.shape != shape_bel:
+        raise InvalidReportError(
+            f"belief table of bidder {bidder} has shape {belief.shape}, expected {shape_bel}: "
+            "one row per knowledge cell, one entry per profile the report is about"
+        )
+    _check_rows(valuation, "valuation", bidder, "grid index")
+    _check_rows(belief, "belief", bidder, "profile")
+    return valuation, belief
+
+
+def check_strategy(mech: Mechanism | None, knowledge: Knowledge, strategy: Strategy) -> None:
+    """Raise :class:`InvalidReportError` unless ``strategy`` fits ``knowledge`` and ``mech``.
+
+    Per bidder the valuation table must be ``(C_i, K_i)`` and the belief table ``(C_i,
+    m_i)`` (``m_i = mech.belief_size(i)`` for a crowdsourced mechanism, the others'
+    profile count otherwise), every row a distribution; and a mechanism built on a type
+    space must be built on the knowledge's.
+    """
+    space = knowledge.space
+    own = getattr(mech, "space", None)
+    if own is not None and own != space:
+        raise InvalidReportError(
+            f"mechanism and knowledge live on different type spaces: {own!r} vs {space!r}; "
+            "build both on one TypeSpace"
+        )
+    n = space.n
+    if not isinstance(strategy, Strategy):
+        raise InvalidReportError(f"strategy must be a Strategy, got {type(strategy).__name__}")
+    if len(strategy.valuation) != n or len(strategy.belief) != n:
+        raise InvalidReportError(
+            f"strategy has {len(strategy.valuation)} valuation and {len(strategy.belief)} "
+            f"belief tables for {n} bidders; give one of each per bidder"
+        )
+    for i in range(n):
+        C = knowledge.num_cells(i)
+        m = mech.belief_size(i) if isinstance(mech, CrowdsourcedMechanism) else space.others_size(i)
+        check_tables(strategy.valuation[i], strategy.belief[i], i, (C, space.shape[i]), (C, m))
 
 
 @dataclass
@@ -84,20 +191,42 @@ class Strategy:
         Args:
             value_map: ``(bidder, cell, true value) -> reported value``; default truthful.
             belief_map: ``(bidder, cell, true belief) -> belief report``; default truthful.
+
+        Raises:
+            InvalidReportError: if the value map reports a value off the bidder's grid
+                (``1.5`` is refused, not rounded) or the belief map a report that is not
+                a distribution of the right length.
         """
         s = cls.truthful(knowledge, mech)
         for i in range(knowledge.n):
             g = knowledge.space.grids[i]
             for c in range(knowledge.num_cells(i)):
                 if value_map is not None:
-                    v = int(value_map(i, c, int(g[knowledge.cell_value[i][c]])))
-                    k = int(np.searchsorted(g, v))
+                    true = int(g[knowledge.cell_value[i][c]])
+                    v = value_map(i, c, true)
+                    # An off-grid report is refused, not rounded: 1.5 is not "1".
+                    on_grid = isinstance(v, (int, float, np.integer, np.floating)) and not (
+                        isinstance(v, (bool, np.bool_))
+                    )
+                    k = int(np.searchsorted(g, v)) if on_grid else len(g)
                     if k >= len(g) or g[k] != v:
-                        raise InvalidReportError(f"value map sends bidder {i} to {v}, not on its grid {g.tolist()}")
+                        raise InvalidReportError(
+                            f"value map sends bidder {i} (cell {c}, value {true}) to {v!r}, "
+                            f"not on its grid {g.tolist()}"
+                        )
                     s.valuation[i][c] = 0.0
                     s.valuation[i][c, k] = 1.0
                 if belief_map is not None:
-                    s.belief[i][c] = np.asarray(belief_map(i, c, knowledge.beliefs[i][c]), dtype=np.float64)
+                    F = np.asarray(belief_map(i, c, knowledge.beliefs[i][c]), dtype=np.float64)
+                    if F.shape != s.belief[i][c].shape:
+                        raise InvalidReportError(
+                            f"belief map gives bidder {i}, cell {c} a report of shape {F.shape}, "
+                            f"expected {s.belief[i][c].shape}"
+                        )
+                    s.belief[i][c] = F
+        if belief_map is not None:
+            for i in range(knowledge.n):
+                _check_rows(s.belief[i], "belief", i, "profile")
         return s
 
     def copy(self) -> Strategy:
@@ -145,15 +274,20 @@ def evaluate(mech: Mechanism, knowledge: Knowledge, strategy: Strategy | None = 
         mech: any classical or crowdsourced mechanism of the library.
         knowledge: the prior and every bidder's knowledge partition.
         strategy: default truthful (:meth:`Strategy.truthful` for ``mech``).
+
+    Raises:
+        InvalidReportError: if the strategy's tables are misshaped or not distributions,
+            or if ``mech`` was built on another type space (see :func:`check_strategy`).
     """
     if strategy is None:
         strategy = Strategy.truthful(knowledge, mech)
+    check_strategy(mech, knowledge, strategy)
     space = knowledge.space
     n = space.n
-    for i in range(n):
-        want = (knowledge.num_cells(i), space.shape[i])
-        if strategy.valuation[i].shape != want:
-            raise InvalidReportError(f"valuation strategy of bidder {i} has shape {strategy.valuation[i].shape}, expected {want}")
+    strategy = Strategy(
+        [np.asarray(v, dtype=np.float64) for v in strategy.valuation],
+        [np.asarray(b, dtype=np.float64) for b in strategy.belief],
+    )
     profile, report, weight = _rows(knowledge, strategy)
     prof_idx = space.profile_indices[profile]
     values = space.values_of(prof_idx).astype(np.float64)

@@ -19,7 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from crowdauction.errors import InvalidPartitionError, InvalidReportError
+from crowdauction.mechanisms.checks import bidder_index, int_param
 from crowdauction.mechanisms.prior import Prior
+from crowdauction.mechanisms.scoring import check_distribution
 from crowdauction.mechanisms.typespace import TypeSpace
 
 __all__ = [
@@ -33,8 +35,13 @@ __all__ = [
 ]
 
 
+def _bidder(space: TypeSpace, i: object, what: str = "bidder") -> int:
+    return bidder_index(i, space.n, what=what, error=InvalidPartitionError)
+
+
 def own_value(space: TypeSpace, i: int) -> np.ndarray:
     """Labels for bidder ``i`` who knows only its own value."""
+    i = _bidder(space, i)
     return np.broadcast_to(
         np.arange(space.shape[i]).reshape([-1 if j == i else 1 for j in range(space.n)]),
         space.shape,
@@ -43,14 +50,24 @@ def own_value(space: TypeSpace, i: int) -> np.ndarray:
 
 def knows_everything(space: TypeSpace, i: int) -> np.ndarray:
     """Labels for a bidder who observes the whole profile."""
+    _bidder(space, i)
     return np.arange(space.size).reshape(space.shape)
 
 
 def observes(space: TypeSpace, i: int, others: Sequence[int]) -> np.ndarray:
     """Labels for bidder ``i`` who knows its value and the values of ``others``."""
-    seen = sorted({i, *others})
-    if any(b < 0 or b >= space.n for b in seen):
-        raise InvalidPartitionError(f"observed bidders must lie in 0..{space.n - 1}, got {list(others)}")
+    i = _bidder(space, i)
+    if isinstance(others, (str, bytes)) or not hasattr(others, "__iter__"):
+        raise InvalidPartitionError(
+            f"bidder {i} must observe a list of other bidders, got {others!r}"
+        )
+    others = list(others)
+    try:
+        seen = sorted({i, *(_bidder(space, b, what="observed bidder") for b in others)})
+    except InvalidPartitionError as e:
+        raise InvalidPartitionError(
+            f"observed bidders of bidder {i} must lie in 0..{space.n - 1}, got {others}: {e}"
+        ) from e
     idx = np.indices(space.shape)
     return np.ravel_multi_index(tuple(idx[b] for b in seen), tuple(space.shape[b] for b in seen))
 
@@ -62,13 +79,14 @@ def coarse_signal(space: TypeSpace, i: int, j: int, width: int) -> np.ndarray:
     ``i`` learns only which block of ``width`` consecutive grid values of ``j``
     contains ``j``'s value (``width=1`` is full observation of ``j``).
     """
+    i = _bidder(space, i)
+    j = _bidder(space, j, what="observed bidder j")
     if i == j:
         raise InvalidPartitionError("a bidder's signal must be about another bidder (i != j)")
-    if int(width) != width or width < 1:
-        raise InvalidPartitionError(f"signal width must be a positive integer, got {width!r}")
+    width = int_param(width, "signal width", low=1, error=InvalidPartitionError)
     idx = np.indices(space.shape)
-    block = idx[j] // int(width)
-    nblocks = -(-space.shape[j] // int(width))
+    block = idx[j] // width
+    nblocks = -(-space.shape[j] // width)
     return idx[i] * nblocks + block
 
 
@@ -175,12 +193,12 @@ class Knowledge:
                 labels.append(own_value(space, i))
             elif s == "all":
                 labels.append(knows_everything(space, i))
-            elif isinstance(s, str):
+            elif isinstance(s, str) or not hasattr(s, "__iter__"):
                 raise InvalidPartitionError(
                     f"unknown knowledge spec {s!r} for bidder {i}; expected 'own', 'all' or a list of bidders"
                 )
             else:
-                labels.append(observes(space, i, list(s)))
+                labels.append(observes(space, i, s))
         return cls(prior, labels)
 
     @property
@@ -188,10 +206,12 @@ class Knowledge:
         return self.space.n
 
     def num_cells(self, i: int) -> int:
-        return self.beliefs[i].shape[0]
+        """Number of cells ``C_i`` of bidder ``i``'s partition."""
+        return self.beliefs[_bidder(self.space, i)].shape[0]
 
     def cell_of(self, i: int, indices: np.ndarray) -> np.ndarray:
         """Cell numbers of bidder ``i`` for profiles given as grid indices ``(..., n)``."""
+        i = _bidder(self.space, i)
         indices = np.asarray(indices)
         return self.cells[i][tuple(np.moveaxis(indices, -1, 0))]
 
@@ -200,16 +220,19 @@ class Knowledge:
 
         Returns an array of shape ``space.others_shape(i)``.
         """
+        i = _bidder(self.space, i)
         idx = self.space.indices_of(np.asarray(profile)[None, :], what="profile value")[0]
         c = self.cells[i][tuple(idx)]
         return self.beliefs[i][c].reshape(self.space.others_shape(i))
 
     def belief_at(self, i: int, indices: np.ndarray) -> np.ndarray:
         """Flat beliefs of bidder ``i`` at profiles given as grid indices ``(B, n)``: ``(B, |others|)``."""
+        i = _bidder(self.space, i)
         return self.beliefs[i][self.cell_of(i, indices)]
 
     def is_finer_than(self, other: Knowledge, i: int) -> bool:
         """True when bidder ``i``'s partition here refines its partition in ``other``."""
+        i = _bidder(self.space, i)
         a = self.cells[i].ravel()
         b = other.cells[i].ravel()
         pairs = np.unique(np.stack([a, b], 1), axis=0)
@@ -231,12 +254,20 @@ def agg(i_star: int, reports: np.ndarray, reporters: Sequence[int]) -> np.ndarra
         the supports do not intersect.
     """
     reports = np.asarray(reports, dtype=np.float64)
+    reporters = list(reporters)
+    if len(reporters) == 0:
+        raise InvalidReportError("AGG needs at least one reporter; got an empty list")
     if reports.ndim < 3 or reports.shape[1] != len(reporters):
         raise InvalidReportError(
             f"AGG expects reports (B, {len(reporters)}, *shape), got shape {reports.shape}"
         )
     if i_star in reporters:
         raise InvalidReportError(f"bidder {i_star} cannot report to AGG about itself")
+    # Each report is a distribution over full profiles: check it over the flattened axes.
+    check_distribution(
+        reports.reshape(reports.shape[:2] + (int(np.prod(reports.shape[2:])),)),
+        what="AGG report",
+    )
     order = np.argsort(reporters)
     first = reports[:, order[0]]
     inter = np.all(reports > 0, axis=1)

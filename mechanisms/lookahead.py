@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from crowdauction.errors import InvalidParameterError
 from crowdauction.mechanisms.classical import (
     ClassicalMechanism,
     Outcome,
@@ -87,8 +88,14 @@ class Lookahead(ClassicalMechanism):
 
     def __init__(self, prior: Prior):
         super().__init__()
+        if not isinstance(prior, Prior):
+            raise InvalidParameterError(
+                f"the 1-lookahead auction needs a Prior, got {type(prior).__name__}"
+            )
         if prior.n < 2:
-            raise ValueError("the 1-lookahead auction needs at least two bidders")
+            raise InvalidParameterError(
+                f"the 1-lookahead auction needs at least two bidders, got n={prior.n}"
+            )
         self.prior = prior
         self.space = prior.space
 

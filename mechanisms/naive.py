@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from crowdauction.errors import InvalidParameterError
+from crowdauction.mechanisms.checks import real_param
 from crowdauction.mechanisms.classical import Outcome, Realised, check_reports
 from crowdauction.mechanisms.crowdsourced import Beliefs, CrowdsourcedMechanism
 from crowdauction.mechanisms.designs import Design, make_design
@@ -63,17 +65,20 @@ class NaiveCommonPrior(CrowdsourcedMechanism):
         tol: float = AGREEMENT_TOLERANCE,
     ):
         # Not the base initialiser: nobody is paid by a scoring rule here.
+        if not isinstance(space, TypeSpace):
+            raise InvalidParameterError(
+                f"the naive mechanism needs a TypeSpace, got {type(space).__name__}"
+            )
         if space.n < 2:
-            raise ValueError(f"the naive mechanism needs at least two bidders, got n={space.n}")
+            raise InvalidParameterError(
+                f"the naive mechanism needs at least two bidders, got n={space.n}"
+            )
         self.space = space
         self.design = make_design(design, delta=delta)
-        fine = 10.0 * float(space.all_values.max()) if fine is None else float(fine)
-        if not (np.isfinite(fine) and fine > 0):
-            raise ValueError(f"the disagreement fine must be positive and finite, got {fine!r}")
-        if not tol >= 0:
-            raise ValueError(f"the agreement tolerance must be >= 0, got {tol!r}")
-        self.fine = fine
-        self.tol = float(tol)
+        if fine is None:
+            fine = 10.0 * float(space.all_values.max())
+        self.fine = real_param(fine, "the disagreement fine", low=0.0, low_open=True)
+        self.tol = real_param(tol, "the agreement tolerance", low=0.0)
         self.eps = 0.0
         self.truthful = False  # every common report is an equilibrium, not only the truth
 

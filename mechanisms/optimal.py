@@ -52,7 +52,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import OptimizeResult, linprog
 
-from crowdauction.errors import InvalidPriorError, SolverError
+from crowdauction.errors import InvalidParameterError, InvalidPriorError, SolverError
 from crowdauction.mechanisms.classical import (
     Outcome,
     Realised,
@@ -153,13 +153,13 @@ class OptimalMechanism(TableMechanism):
     ):
         super().__init__(space, allocation, payments, name=name, setting=setting, truthful=True)
         if (set_weights is None) != (sets is None):
-            raise ValueError("set_weights and sets go together: pass both or neither")
+            raise InvalidParameterError("set_weights and sets go together: pass both or neither")
         if set_weights is not None and sets is not None:
             sets = np.asarray(sets, dtype=np.int8)
             set_weights = np.asarray(set_weights, dtype=np.float64)
             want = (*space.shape, sets.shape[0])
             if sets.ndim != 2 or sets.shape[1] != space.n or set_weights.shape != want:
-                raise ValueError(
+                raise InvalidParameterError(
                     f"set weights of shape {set_weights.shape} and sets of shape {sets.shape} "
                     f"do not fit {space.n} bidders; expected {want} and (m, {space.n})"
                 )
@@ -247,7 +247,7 @@ def optimal_mechanism(prior: Prior, setting: Setting | None = None) -> OptimalMe
             IR or feasibility violation above :data:`VERIFY_TOLERANCE`).
     """
     if not isinstance(prior, Prior):
-        raise TypeError(f"optimal_mechanism needs a Prior, got {type(prior).__name__}")
+        raise InvalidParameterError(f"optimal_mechanism needs a Prior, got {type(prior).__name__}")
     return optimal_mechanisms([prior], setting)[0]
 
 
@@ -325,18 +325,18 @@ def optimal_revenue(prior: Prior, setting: Setting | None = None) -> float:
 def _check_batch(priors: Sequence[Prior], setting: Setting | None) -> tuple[list[Prior], Setting]:
     """Validate the arguments of :func:`optimal_mechanisms`; resolve the default setting."""
     if isinstance(priors, Prior):
-        raise TypeError(
+        raise InvalidParameterError(
             "optimal_mechanisms needs a sequence of priors; wrap a single Prior in a list"
         )
     priors = list(priors)
     for pos, prior in enumerate(priors):
         if not isinstance(prior, Prior):
-            raise TypeError(
+            raise InvalidParameterError(
                 f"optimal_mechanisms needs Priors, got {type(prior).__name__} at position {pos}"
             )
     setting = SingleGood() if setting is None else setting
     if not isinstance(setting, Setting):
-        raise TypeError(
+        raise InvalidParameterError(
             f"setting must be a Setting such as KUnits(k) or DownwardClosed(...), got {setting!r}"
         )
     for pos, prior in enumerate(priors[1:], start=1):
@@ -418,7 +418,7 @@ def _feasibility_rows(
         return A, np.full(N, float(k)), None
     sets = np.asarray(setting.feasible_sets(n), dtype=np.int8)
     if sets.ndim != 2 or sets.shape[1] != n or sets.shape[0] < 1:
-        raise ValueError(
+        raise InvalidParameterError(
             f"setting {setting!r} gave feasible sets of shape {sets.shape}, expected (m, {n})"
         )
     m = sets.shape[0]
@@ -957,7 +957,7 @@ def _feasibility_violations(
         checks["the capacity"] = worst(allocation.sum(axis=-1) - setting.capacity(n))
     else:
         if set_weights is None or sets is None:
-            raise ValueError(
+            raise InvalidParameterError(
                 f"checking feasibility for {setting!r} needs the set weights and sets "
                 "that certify it"
             )

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import special, stats
 
 from crowdauction.errors import InvalidPriorError
+from crowdauction.mechanisms.checks import bidder_index, int_param, real_param
 from crowdauction.mechanisms.typespace import TypeSpace
 
 __all__ = ["Prior", "SUM_TOLERANCE"]
@@ -37,6 +38,22 @@ def _check_probabilities(p: np.ndarray, what: str) -> None:
             f"{what} sums to {total!r}, expected 1 within {SUM_TOLERANCE:g}; "
             "divide by its sum if it is a table of weights"
         )
+
+
+def _distribution(p: Sequence[float], what: str) -> np.ndarray:
+    """A non-empty 1-D probability vector, checked."""
+    try:
+        arr = np.asarray(p, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidPriorError(f"{what} must be a list of probabilities, got {p!r}") from e
+    if arr.ndim != 1 or arr.size == 0:
+        raise InvalidPriorError(f"{what} must be a non-empty 1-D list of probabilities, got {p!r}")
+    _check_probabilities(arr, what)
+    return arr
+
+
+def _num_bidders(n: object) -> int:
+    return int_param(n, "n, the number of bidders,", low=1, error=InvalidPriorError)
 
 
 class Prior:
@@ -70,15 +87,22 @@ class Prior:
     @classmethod
     def independent(cls, marginals: Sequence[Sequence[float]], grids: Sequence[Sequence[int]]) -> Prior:
         """Independent values: bidder i's value has distribution ``marginals[i]`` on ``grids[i]``."""
-        space = TypeSpace(grids)
+        return cls._independent(marginals, TypeSpace(grids))
+
+    @classmethod
+    def _independent(cls, marginals: Sequence[Sequence[float]], space: TypeSpace) -> Prior:
+        """:meth:`independent` on a type space already built (and size-checked)."""
         if len(marginals) != space.n:
-            raise InvalidPriorError(f"got {len(marginals)} marginals for {space.n} grids; give one per bidder")
+            raise InvalidPriorError(
+                f"got {len(marginals)} marginals for {space.n} grids; give one per bidder"
+            )
         table = np.ones(())
         for i, m in enumerate(marginals):
             m = np.asarray(m, dtype=np.float64)
             if m.shape != (space.shape[i],):
                 raise InvalidPriorError(
-                    f"marginal of bidder {i} has shape {m.shape}, expected ({space.shape[i]},) to match its grid"
+                    f"marginal of bidder {i} has shape {m.shape}, expected "
+                    f"({space.shape[i]},) to match its grid"
                 )
             _check_probabilities(m, f"marginal of bidder {i}")
             table = np.multiply.outer(table, m)
@@ -87,15 +111,16 @@ class Prior:
     @classmethod
     def iid(cls, marginal: Sequence[float], values: Sequence[int], n: int) -> Prior:
         """``n`` bidders with independent values, each distributed as ``marginal`` on ``values``."""
-        if int(n) != n or n < 1:
-            raise InvalidPriorError(f"n must be a positive number of bidders, got {n!r}")
-        return cls.independent([marginal] * n, [values] * n)
+        n = _num_bidders(n)
+        return cls._independent([marginal] * n, TypeSpace.uniform(n, values))
 
     @classmethod
     def uniform(cls, values: Sequence[int], n: int) -> Prior:
         """``n`` i.i.d. bidders uniform on ``values``."""
-        k = len(values)
-        return cls.iid(np.full(k, 1.0 / k), values, n)
+        n = _num_bidders(n)
+        space = TypeSpace.uniform(n, values)  # checks the grid before 1 / len(values)
+        k = space.shape[0]
+        return cls._independent([np.full(k, 1.0 / k)] * n, space)
 
     @classmethod
     def from_table(
@@ -145,13 +170,13 @@ class Prior:
         distribution ``noise`` on ``{0, 1, ...}``, independent of ``C``. Each bidder's grid
         is ``{0, ..., len(common) + len(noise) - 2}``. The shared draw correlates values.
         """
-        common = np.asarray(common, dtype=np.float64)
-        noise = np.asarray(noise, dtype=np.float64)
-        _check_probabilities(common, "common-component distribution")
-        _check_probabilities(noise, "noise distribution")
+        n = _num_bidders(n)
+        common = _distribution(common, "common-component distribution")
+        noise = _distribution(noise, "noise distribution")
         kc, kx = len(common), len(noise)
         values = list(range(kc + kx - 1))
-        table = np.zeros((kc + kx - 1,) * n)
+        space = TypeSpace.uniform(n, values)  # refuses a table too large before allocating it
+        table = np.zeros(space.shape)
         # Sum over the shared draw: each c contributes an i.i.d. block shifted by c.
         for c in range(kc):
             block = np.ones(())
@@ -160,7 +185,7 @@ class Prior:
             for _ in range(n):
                 block = np.multiply.outer(block, shifted)
             table += common[c] * block
-        return cls(table, [values] * n)
+        return cls(table, space)
 
     @classmethod
     def gaussian_copula(
@@ -177,17 +202,28 @@ class Prior:
         cell probabilities are computed exactly by numerical integration over the
         shared factor of the equicorrelated normal (``rho`` in ``[0, 1)``).
         """
-        if not (0.0 <= rho < 1.0):
-            raise InvalidPriorError(f"copula correlation rho must lie in [0, 1), got {rho!r}")
-        k = len(values)
-        m = np.full(k, 1.0 / k) if marginal is None else np.asarray(marginal, dtype=np.float64)
-        _check_probabilities(m, "copula marginal")
+        rho = real_param(
+            rho, "copula correlation rho", low=0.0, high=1.0, high_open=True,
+            error=InvalidPriorError,
+        )
+        n = _num_bidders(n)
+        space = TypeSpace.uniform(n, values)  # checks the grid and its size before any table
+        k = space.shape[0]
+        if marginal is None:
+            m = np.full(k, 1.0 / k)
+        else:
+            m = _distribution(marginal, "copula marginal")
+            if m.shape != (k,):
+                raise InvalidPriorError(
+                    f"copula marginal has {m.size} entries but the grid has {k} values "
+                    f"{space.grids[0].tolist()}; give one probability per grid value"
+                )
         cuts = stats.norm.ppf(np.clip(np.concatenate([[0.0], np.cumsum(m)]), 0.0, 1.0))
         # Z_i = sqrt(rho) W + sqrt(1 - rho) E_i; given W the E_i are independent.
         nodes, weights = np.polynomial.hermite_e.hermegauss(80)
         weights = weights / weights.sum()
         s = np.sqrt(1.0 - rho)
-        table = np.zeros((k,) * n)
+        table = np.zeros(space.shape)
         for w, wt in zip(nodes, weights):
             cdf = special.ndtr((cuts - np.sqrt(rho) * w) / s)
             cell = np.clip(np.diff(cdf), 0.0, None)
@@ -195,7 +231,7 @@ class Prior:
             for _ in range(n):
                 block = np.multiply.outer(block, cell)
             table += wt * block
-        return cls(table / table.sum(), [values] * n)
+        return cls(table / table.sum(), space)
 
     # -- views ----------------------------------------------------------------------
 
@@ -209,19 +245,28 @@ class Prior:
 
     def marginal(self, i: int) -> np.ndarray:
         """Distribution of bidder ``i``'s value over its grid."""
+        i = self._bidder(i)
         axes = tuple(j for j in range(self.n) if j != i)
         return self.table.sum(axis=axes)
+
+    def _bidder(self, i: object, what: str = "bidder") -> int:
+        return bidder_index(i, self.n, what=what, error=InvalidPriorError)
 
     def marginals(self) -> list[np.ndarray]:
         return [self.marginal(i) for i in range(self.n)]
 
     def restrict(self, bidders: Sequence[int]) -> Prior:
         """The joint distribution of the given bidders' values (others summed out)."""
-        bidders = list(bidders)
-        if len(bidders) == 0 or len(set(bidders)) != len(bidders) or any(
-            b < 0 or b >= self.n for b in bidders
-        ):
-            raise InvalidPriorError(f"restrict needs distinct bidders in 0..{self.n - 1}, got {bidders}")
+        try:
+            bidders = [self._bidder(b) for b in bidders]
+        except (TypeError, InvalidPriorError) as e:
+            raise InvalidPriorError(
+                f"restrict needs distinct bidders in 0..{self.n - 1}, got {bidders!r}: {e}"
+            ) from e
+        if len(bidders) == 0 or len(set(bidders)) != len(bidders):
+            raise InvalidPriorError(
+                f"restrict needs distinct bidders in 0..{self.n - 1}, got {bidders}"
+            )
         drop = tuple(j for j in range(self.n) if j not in bidders)
         t = self.table.sum(axis=drop)
         kept = sorted(bidders)
@@ -230,6 +275,7 @@ class Prior:
 
     def without(self, i: int) -> Prior:
         """The prior of every bidder but ``i`` (``D_{-i}`` of the paper)."""
+        i = self._bidder(i)
         return self.restrict([j for j in range(self.n) if j != i])
 
     def conditional(self, given: Mapping[int, int]) -> Prior:
@@ -241,13 +287,24 @@ class Prior:
         Raises:
             InvalidPriorError: if the event has probability zero.
         """
+        if not isinstance(given, Mapping):
+            raise InvalidPriorError(
+                f"conditional needs a mapping bidder -> value such as {{0: 2}}, got {given!r}"
+            )
         sl: list[object] = [slice(None)] * self.n
+        fixed = {}
         for b, v in given.items():
+            b = self._bidder(b, what="conditioning bidder")
             g = self.grids[b]
-            k = int(np.searchsorted(g, v))
+            on_grid = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+                v, (bool, np.bool_)
+            )
+            k = int(np.searchsorted(g, v)) if on_grid else len(g)
             if k >= len(g) or g[k] != v:
                 raise InvalidPriorError(f"value {v!r} is not on bidder {b}'s grid {g.tolist()}")
             sl[b] = k
+            fixed[b] = v
+        given = fixed
         t = self.table[tuple(sl)]
         mass = float(t.sum())
         if mass <= 0:
@@ -269,7 +326,13 @@ class Prior:
         return float((self.table * f).sum())
 
     def full_surplus(self, capacity: int = 1) -> float:
-        """``E[sum of the top `capacity` values]``: no IR mechanism earns more."""
+        """``E[sum of the top `capacity` values]``: no IR mechanism earns more.
+
+        ``capacity`` is a positive number of units; ``capacity >= n`` sums every value.
+        """
+        capacity = int_param(
+            capacity, "capacity, the number of units,", low=1, error=InvalidPriorError
+        )
         vals = np.sort(self.space.profile_values, axis=1)[:, ::-1][:, :capacity].sum(axis=1)
         return float(self.table.ravel() @ vals)
 

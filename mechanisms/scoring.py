@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from crowdauction.errors import InvalidReportError, UnknownNameError
+from crowdauction.mechanisms.checks import real_param
 
 __all__ = [
     "ScoringRule",
@@ -121,17 +122,23 @@ class Logarithmic(ScoringRule):
 
     A report with zero mass on the realised outcome scores minus infinity. The reward is
     ``eps * (a + b log F(w))``; it is positive in expectation for suitable ``a, b`` but a
-    truthful forecaster can still end with a negative realised reward.
+    truthful forecaster can still end with a negative realised reward. Through the
+    mechanism API a report with zeros can therefore earn a reward (and make a payment)
+    of minus infinity: that is the rule, not an error. The envs floor every decoded
+    belief at :data:`crowdauction.envs.layout.BELIEF_FLOOR` under this rule, so their
+    rewards stay finite.
+
+    Args:
+        a: the constant term, a finite real.
+        b: the scale of the log, a positive finite real.
     """
 
     name = "log"
     strictly_proper = True
 
     def __init__(self, a: float = 1.0, b: float = 0.1):
-        if not b > 0:
-            raise ValueError(f"the logarithmic rule needs b > 0, got b={b!r}")
-        self.a = float(a)
-        self.b = float(b)
+        self.a = real_param(a, "the logarithmic rule's constant a")
+        self.b = real_param(b, "the logarithmic rule's scale b", low=0.0, low_open=True)
         self.bounds = (-np.inf, self.a)
 
     def score_all(self, F: np.ndarray) -> np.ndarray:

@@ -15,52 +15,149 @@ E; we say setting so that "env" always means a PettingZoo environment):
 from __future__ import annotations
 
 import itertools
+import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from crowdauction.errors import InvalidReportError
+from crowdauction.errors import InvalidParameterError, InvalidReportError
+from crowdauction.mechanisms.checks import bidder_index, int_param
 
-__all__ = ["TypeSpace", "Setting", "SingleGood", "KUnits", "DownwardClosed"]
+__all__ = [
+    "TypeSpace",
+    "Setting",
+    "SingleGood",
+    "KUnits",
+    "DownwardClosed",
+    "MAX_PROFILES",
+    "WARN_PROFILES",
+    "MAX_VALUE",
+]
+
+#: Most profiles a type space may have. Priors, knowledge partitions and mechanism tables
+#: are dense arrays over every profile (8 bytes per float64 entry, times n for tables with
+#: a bidder axis), so 20 million profiles already need 160 MB per table.
+MAX_PROFILES = 20_000_000
+#: Above this many profiles a type space warns: exact evaluation enumerates every profile
+#: (and every report profile a strategy can make), which takes minutes, not seconds.
+WARN_PROFILES = 1_000_000
+#: Largest grid value: values are stored as int64.
+MAX_VALUE = 2**63 - 1
+
+
+def _nbytes(count: int) -> str:
+    """A byte count in readable units."""
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if size < 1000 or unit == "PB":
+            return f"{size:.3g} {unit}"
+        size /= 1000
+    return f"{size:.3g} PB"  # unreachable: the loop returns at PB
+
+
+def _check_size(sizes: Sequence[int], warn: bool = False) -> None:
+    """Refuse a type space of more than :data:`MAX_PROFILES` profiles; warn above
+    :data:`WARN_PROFILES` when ``warn``."""
+    count = math.prod(int(k) for k in sizes)
+    if count > MAX_PROFILES:
+        raise InvalidParameterError(
+            f"a type space of grid sizes {tuple(sizes)} has {count:,} profiles, more than "
+            f"MAX_PROFILES = {MAX_PROFILES:,}: one dense float64 table over it would need "
+            f"{_nbytes(8 * count)}; use fewer bidders or a coarser value grid"
+        )
+    if warn and count > WARN_PROFILES:
+        warnings.warn(
+            f"a type space of {count:,} profiles (grid sizes {tuple(sizes)}), more than "
+            f"{WARN_PROFILES:,}: every table over it takes {_nbytes(8 * count)} and exact "
+            "evaluation enumerates every profile, so it will be slow; use fewer bidders or "
+            "a coarser value grid if you can",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _clean_grid(i: int, g: object) -> np.ndarray:
+    """Bidder ``i``'s grid as a strictly increasing int64 array of non-negative values."""
+    try:
+        arr = np.asarray(g)
+    except (TypeError, ValueError) as e:
+        raise InvalidParameterError(
+            f"grid of bidder {i} must be a non-empty 1-D list of values, got {g!r}"
+        ) from e
+    if arr.ndim != 1 or arr.size == 0:
+        raise InvalidParameterError(
+            f"grid of bidder {i} must be a non-empty 1-D list of values, got {g!r}"
+        )
+    # Integers too large for int64 arrive as an object array; strings, booleans and
+    # None are not values either.
+    integral = arr.dtype.kind in "iu" or (
+        arr.dtype.kind == "f" and bool(np.all(np.isfinite(arr) & (arr == np.round(arr))))
+    )
+    if not integral or np.any(arr < 0) or np.any(arr > MAX_VALUE):
+        raise InvalidParameterError(
+            f"grid of bidder {i} must hold non-negative integers representable in int64 "
+            f"(0 .. 2**63 - 1), got {arr.tolist()}"
+        )
+    if arr.dtype.kind == "f" and np.any(arr >= 2.0**63):  # float64(2**63 - 1) rounds up
+        raise InvalidParameterError(
+            f"grid of bidder {i} must hold non-negative integers representable in int64 "
+            f"(0 .. 2**63 - 1), got {arr.tolist()}"
+        )
+    arr = arr.astype(np.int64)
+    if np.any(np.diff(arr) <= 0):
+        raise InvalidParameterError(
+            f"grid of bidder {i} must be strictly increasing, got {arr.tolist()}; "
+            "sort it and drop repeats"
+        )
+    return arr
 
 
 class TypeSpace:
     """Per-bidder finite value grids.
 
+    Every table over the profiles is dense, so the number of profiles (the product of
+    the grid sizes) is capped at :data:`MAX_PROFILES` and checked before any array is
+    built; above :data:`WARN_PROFILES` the constructor warns that exact evaluation will
+    be slow.
+
     Args:
         grids: one sequence of values per bidder; each must be strictly increasing
-            non-negative integers.
+            non-negative integers representable in int64.
+
+    Raises:
+        InvalidParameterError: for no grids, an empty, unsorted or non-integer grid, or
+            more than :data:`MAX_PROFILES` profiles.
     """
 
     def __init__(self, grids: Sequence[Sequence[int]]):
+        try:
+            grids = list(grids)
+        except TypeError as e:
+            raise InvalidParameterError(
+                "a type space needs a list of grids (one list of values per bidder), "
+                f"got {grids!r}"
+            ) from e
         if len(grids) < 1:
-            raise ValueError("a type space needs at least one bidder; got an empty list of grids")
-        clean = []
-        for i, g in enumerate(grids):
-            arr = np.asarray(g)
-            if arr.ndim != 1 or arr.size == 0:
-                raise ValueError(
-                    f"grid of bidder {i} must be a non-empty 1-D list of values, got {g!r}"
-                )
-            if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)) or np.any(arr < 0):
-                raise ValueError(
-                    f"grid of bidder {i} must hold non-negative integers, got {arr.tolist()}"
-                )
-            arr = arr.astype(np.int64)
-            if np.any(np.diff(arr) <= 0):
-                raise ValueError(
-                    f"grid of bidder {i} must be strictly increasing, got {arr.tolist()}; "
-                    "sort it and drop repeats"
-                )
+            raise InvalidParameterError(
+                "a type space needs at least one bidder; got an empty list of grids"
+            )
+        # Count the profiles before any array is built: a huge grid costs memory too.
+        sizes = [len(g) if hasattr(g, "__len__") else None for g in grids]
+        if all(k is not None for k in sizes):
+            _check_size(sizes)  # type: ignore[arg-type]  # no None left
+        clean = [_clean_grid(i, g) for i, g in enumerate(grids)]
+        _check_size([len(g) for g in clean], warn=True)
+        for arr in clean:
             arr.setflags(write=False)
-            clean.append(arr)
         self.grids: tuple[np.ndarray, ...] = tuple(clean)
 
     @classmethod
     def uniform(cls, n: int, values: Sequence[int]) -> TypeSpace:
         """The same grid for each of ``n`` bidders."""
+        n = int_param(n, "the number of bidders n", low=1)
         return cls([values] * n)
 
     @property
@@ -75,18 +172,22 @@ class TypeSpace:
 
     @property
     def size(self) -> int:
-        """Number of profiles."""
-        return int(np.prod(self.shape))
+        """Number of profiles (at most :data:`MAX_PROFILES`)."""
+        return math.prod(self.shape)
 
     def others(self, i: int) -> TypeSpace:
-        """The type space of every bidder but ``i``."""
+        """The type space of every bidder but ``i`` (needs ``n >= 2``)."""
+        i = bidder_index(i, self.n)
         return TypeSpace([g for j, g in enumerate(self.grids) if j != i])
 
     def others_shape(self, i: int) -> tuple[int, ...]:
+        """Grid sizes of every bidder but ``i``."""
+        i = bidder_index(i, self.n)
         return tuple(k for j, k in enumerate(self.shape) if j != i)
 
     def others_size(self, i: int) -> int:
-        return int(np.prod(self.others_shape(i)))
+        """Number of profiles of every bidder but ``i``."""
+        return math.prod(self.others_shape(i))
 
     @cached_property
     def all_values(self) -> np.ndarray:
@@ -184,8 +285,8 @@ class KUnits(Setting):
     k: int = 1
 
     def __post_init__(self) -> None:
-        if int(self.k) != self.k or self.k < 1:
-            raise ValueError(f"k must be a positive integer number of units, got {self.k!r}")
+        k = int_param(self.k, "k, the number of units,", low=1)
+        object.__setattr__(self, "k", k)  # 2.0 -> 2, so that names and hashes agree
 
     @property
     def name(self) -> str:  # type: ignore[override]
@@ -224,9 +325,22 @@ class DownwardClosed(Setting):
     name: str = "downward_closed"
 
     def __post_init__(self) -> None:
-        if len(self.maximal) == 0:
-            raise ValueError("a downward-closed setting needs at least one feasible set")
-        object.__setattr__(self, "maximal", tuple(tuple(sorted(set(s))) for s in self.maximal))
+        try:
+            sets = [list(s) for s in self.maximal]
+        except TypeError as e:
+            raise InvalidParameterError(
+                "a downward-closed setting needs its maximal feasible sets as a list of lists "
+                f"of bidder indices, got {self.maximal!r}"
+            ) from e
+        if len(sets) == 0:
+            raise InvalidParameterError(
+                "a downward-closed setting needs at least one feasible set, got none"
+            )
+        clean = []
+        for s in sets:
+            bidders = {int_param(b, f"a bidder of feasible set {s}", low=0) for b in s}
+            clean.append(tuple(sorted(bidders)))
+        object.__setattr__(self, "maximal", tuple(clean))
 
     def capacity(self, n: int) -> int:
         return max(len(s) for s in self.maximal)
@@ -235,6 +349,9 @@ class DownwardClosed(Setting):
         rows = np.zeros((len(self.maximal), n), dtype=np.int8)
         for r, s in enumerate(self.maximal):
             if any(b < 0 or b >= n for b in s):
-                raise ValueError(f"feasible set {s} names a bidder outside 0..{n - 1}")
+                raise InvalidParameterError(
+                    f"feasible set {s} names a bidder outside 0..{n - 1}; "
+                    f"the setting must fit the {n} bidders"
+                )
             rows[r, list(s)] = 1
         return rows

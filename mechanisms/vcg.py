@@ -36,7 +36,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crowdauction.errors import InvalidReportError
+from crowdauction.errors import InvalidParameterError, InvalidReportError
 from crowdauction.mechanisms.classical import ClassicalMechanism, Outcome, Realised, check_reports
 from crowdauction.mechanisms.typespace import DownwardClosed, Setting, SingleGood
 
@@ -63,16 +63,16 @@ def feasible_family(setting: Setting, n: int) -> np.ndarray:
         ``(m, n)`` int8 rows, distinct.
 
     Raises:
-        ValueError: if the family would have more than :data:`MAX_FAMILY_SIZE` sets.
+        InvalidParameterError: if the family would have more than :data:`MAX_FAMILY_SIZE` sets.
     """
     maximal = np.asarray(setting.feasible_sets(n), dtype=np.int8)
     if maximal.ndim != 2 or maximal.shape[1] != n:
-        raise ValueError(
+        raise InvalidParameterError(
             f"setting {setting!r} gave maximal sets of shape {maximal.shape}, expected (m, {n})"
         )
     total = int(sum(2 ** int(row.sum()) for row in maximal))
     if total > MAX_FAMILY_SIZE:
-        raise ValueError(
+        raise InvalidParameterError(
             f"setting {setting!r} has up to {total} feasible winner sets for n={n}, more than "
             f"{MAX_FAMILY_SIZE}; VCG enumerates them all, so use fewer or smaller maximal sets"
         )
@@ -165,9 +165,14 @@ class VCG(ClassicalMechanism):
     ):
         super().__init__(setting if setting is not None else SingleGood())
         if reserve is not None:
-            rv = np.asarray(reserve, dtype=np.float64)
+            try:
+                rv = np.asarray(reserve, dtype=np.float64)
+            except (TypeError, ValueError) as e:
+                raise InvalidParameterError(
+                    f"VCG reserves must be one number or one per bidder, got {reserve!r}"
+                ) from e
             if rv.ndim > 1 or np.any(np.isnan(rv)) or np.any(rv < 0):
-                raise ValueError(
+                raise InvalidParameterError(
                     "VCG reserves must be one non-negative number or one per bidder, "
                     f"got {reserve!r}"
                 )

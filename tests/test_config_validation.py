@@ -288,7 +288,7 @@ def test_built_prior_follows_edits_of_the_setting_and_the_file(
     [
         (["--seed", "-1"], "--seed -1"),
         (["--seed=-1"], "--seed -1"),
-        (["--seed", str(2**32)], "run.seed = 4294967296"),
+        (["--seed", str(2**32)], "--seed 4294967296"),
         (["--out", "FILE"], "run.out"),
     ],
 )
