@@ -10,7 +10,12 @@ The table holds, computed exactly by enumeration over the finite type space:
   mechanism learns what the bidders know about each other and may pass OPT, not this);
 * the guarantees of Azar, Chen and Micali, "Crowdsourced Bayesian Auctions": Theorem 1,
   ``(1 - 1/n) OPT - eps`` for M, and Theorem 2, ``(1 - delta)/2 OPT - eps`` for L,
-  with each mechanism's own ``eps`` and ``delta``;
+  with each mechanism's own ``eps`` and ``delta``. Theorem 1 is a claim about M with
+  the optimal inner auction only: for M with another inner design (second price, say)
+  the row and the check are marked not applicable instead of failing. M's inner
+  auction is strictified with the Lemma 1 lottery, which keeps a ``1 - delta`` share
+  of its revenue, so the check uses ``(1 - delta)(1 - 1/n) OPT - eps`` (the paper's
+  bound when ``delta = 0``);
 * each mechanism's revenue under truthful play and, when strategies are given, under
   learned play; and, as a cross-check column only, a Monte Carlo estimate with a 95%
   confidence interval drawn with the mechanisms' own ``sample`` methods.
@@ -44,6 +49,9 @@ __all__ = [
     "BoundRow",
     "BoundCheck",
     "BoundsTable",
+    "THEOREM1_DESIGN",
+    "THEOREM1_NOT_APPLICABLE",
+    "theorem_applicability",
     "theorem1_bound",
     "theorem2_bound",
     "monte_carlo_revenue",
@@ -58,12 +66,17 @@ BOUND_TOLERANCE = 1e-9
 Z_95 = 1.959963984540054
 
 ROW_OPT = "OPT (LP)"
-ROW_THEOREM1 = "Theorem 1: (1-1/n) OPT - eps"
+ROW_THEOREM1 = "Theorem 1: (1-delta)(1-1/n) OPT - eps"
 ROW_THEOREM2 = "Theorem 2: (1-delta)/2 OPT - eps"
 ROW_SECOND_PRICE = "second price"
 ROW_MONOPOLY = "second price + monopoly reserves"
 ROW_MYERSON = "Myerson (marginals)"
 ROW_SURPLUS = "full surplus E[max]"
+
+#: The inner design Theorem 1 is about: M runs the optimal auction for the reported belief.
+THEOREM1_DESIGN = "optimal"
+#: Why a Theorem 1 row or check does not apply to an M with another inner design.
+THEOREM1_NOT_APPLICABLE = "n/a: Theorem 1 assumes M's inner design is the LP-optimal auction"
 
 
 @dataclass
@@ -78,6 +91,10 @@ class BoundRow:
         mc_mean: Monte Carlo revenue under truthful play (cross-check), or ``None``.
         mc_halfwidth: half-width of its 95% confidence interval.
         note: a short remark (which eps and delta a bound uses, ...).
+        applicable: ``False`` for a bound the theory does not claim for the mechanisms
+            at hand (the note says why); its value is still the formula's.
+        declared_truthful: for a mechanism row, whether the mechanism declares itself
+            dominant-strategy truthful (first price does not); ``None`` for other rows.
     """
 
     name: str
@@ -87,16 +104,30 @@ class BoundRow:
     mc_mean: float | None = None
     mc_halfwidth: float | None = None
     note: str = ""
+    applicable: bool = True
+    declared_truthful: bool | None = None
 
 
 @dataclass
 class BoundCheck:
-    """Whether one mechanism's truthful revenue meets the theorem that covers it."""
+    """Whether one mechanism's truthful revenue meets the theorem that covers it.
+
+    Attributes:
+        mechanism: the mechanism's display name.
+        bound: the bound's row name.
+        revenue: exact truthful revenue.
+        bound_value: the bound's formula evaluated with the mechanism's parameters.
+        applicable: whether the theorem claims the bound for this mechanism (Theorem 1
+            does only for M with the LP-optimal inner design).
+        reason: why it does not apply (empty when it does).
+    """
 
     mechanism: str
     bound: str
     revenue: float
     bound_value: float
+    applicable: bool = True
+    reason: str = ""
 
     @property
     def slack(self) -> float:
@@ -104,7 +135,20 @@ class BoundCheck:
 
     @property
     def holds(self) -> bool:
-        return self.slack >= -BOUND_TOLERANCE
+        """The bound applies and the revenue meets it (up to :data:`BOUND_TOLERANCE`)."""
+        return self.applicable and self.slack >= -BOUND_TOLERANCE
+
+    @property
+    def fails(self) -> bool:
+        """The bound applies and the revenue misses it: a contradiction of the theory."""
+        return self.applicable and self.slack < -BOUND_TOLERANCE
+
+    @property
+    def status(self) -> str:
+        """``"holds"``, ``"FAILS"`` or ``"n/a"``."""
+        if not self.applicable:
+            return "n/a"
+        return "holds" if self.holds else "FAILS"
 
 
 @dataclass
@@ -146,18 +190,54 @@ class BoundsTable:
             "full_surplus": self.full_surplus,
             "n": self.n,
             "rows": [asdict(r) for r in self.rows],
-            "checks": [{**asdict(c), "slack": c.slack, "holds": c.holds} for c in self.checks],
+            "checks": [
+                {**asdict(c), "slack": c.slack, "holds": c.holds, "status": c.status}
+                for c in self.checks
+            ],
         }
 
+    @property
+    def failures(self) -> list[BoundCheck]:
+        """The applicable checks whose revenue misses the bound."""
+        return [c for c in self.checks if c.fails]
 
-def theorem1_bound(opt: float, n: int, eps: float) -> float:
-    """Theorem 1's guarantee for M: ``(1 - 1/n) OPT - eps``."""
-    return (1.0 - 1.0 / n) * opt - eps
+
+def theorem1_bound(opt: float, n: int, eps: float, delta: float = 0.0) -> float:
+    """Theorem 1's guarantee for M: ``(1 - delta)(1 - 1/n) OPT - eps``.
+
+    The paper states ``(1 - 1/n) OPT - eps`` for the optimal strictly truthful inner
+    auction; ours is the LP-optimal one mixed with the Lemma 1 lottery with
+    probability ``delta``, which keeps at least a ``1 - delta`` share of its revenue.
+    """
+    return (1.0 - delta) * (1.0 - 1.0 / n) * opt - eps
 
 
 def theorem2_bound(opt: float, delta: float, eps: float) -> float:
     """Theorem 2's guarantee for L: ``(1 - delta)/2 OPT - eps``."""
     return (1.0 - delta) / 2.0 * opt - eps
+
+
+def _inner_delta(mech: RandomInformant) -> float:
+    """Lottery probability of M's inner design (0 when it is not strictified)."""
+    return mech.design.delta
+
+
+def theorem_applicability(mech: Mechanism) -> tuple[str, bool, str] | None:
+    """Which theorem covers ``mech`` and whether it applies.
+
+    Returns:
+        ``(bound row, applicable, reason)``: Theorem 1 for M (applicable only with the
+        LP-optimal inner design), Theorem 2 for L (always); ``None`` for a mechanism
+        no theorem covers.
+    """
+    if isinstance(mech, RandomInformant):
+        design = mech.design.name
+        if design == THEOREM1_DESIGN:
+            return ROW_THEOREM1, True, ""
+        return ROW_THEOREM1, False, f"{THEOREM1_NOT_APPLICABLE} (this M uses {design!r})"
+    if isinstance(mech, CrowdsourcedLookahead):
+        return ROW_THEOREM2, True, ""
+    return None
 
 
 def _draw_reports(
@@ -268,15 +348,21 @@ def revenue_bounds(
     surplus = prior.full_surplus(setting.capacity(n))
     rows = [BoundRow(ROW_OPT, "benchmark", opt, note="optimal DST, ex-post IR auction for D")]
     checks: list[BoundCheck] = []
-    first_m = next((m for m in mechanisms.values() if isinstance(m, RandomInformant)), None)
+    all_m = [m for m in mechanisms.values() if isinstance(m, RandomInformant)]
+    # The row shows an M the theorem covers when there is one.
+    first_m = next((m for m in all_m if theorem_applicability(m)[1]), all_m[0] if all_m else None)
     first_l = next((m for m in mechanisms.values() if isinstance(m, CrowdsourcedLookahead)), None)
     if first_m is not None:
+        _, applies, reason = theorem_applicability(first_m)
+        delta = _inner_delta(first_m)
+        note = f"n={n}, eps={first_m.eps:g}, delta={delta:g}"
         rows.append(
             BoundRow(
                 ROW_THEOREM1,
                 "bound",
-                theorem1_bound(opt, n, first_m.eps),
-                note=f"n={n}, eps={first_m.eps:g}",
+                theorem1_bound(opt, n, first_m.eps, delta),
+                note=note if applies else f"{reason}; formula: {note}",
+                applicable=applies,
             )
         )
     if first_l is not None:
@@ -307,7 +393,12 @@ def revenue_bounds(
         BoundRow(ROW_SURPLUS, "benchmark", surplus, note="ceiling for any ex-post IR mechanism"),
     ]
     for name, mech in mechanisms.items():
-        row = BoundRow(name, "mechanism", evaluate(mech, knowledge).revenue)
+        row = BoundRow(
+            name,
+            "mechanism",
+            evaluate(mech, knowledge).revenue,
+            declared_truthful=bool(getattr(mech, "truthful", True)),
+        )
         if name in learned:
             row.learned = evaluate(mech, knowledge, learned[name]).revenue
         if mc_samples > 0:
@@ -315,13 +406,19 @@ def revenue_bounds(
                 mech, knowledge, samples=mc_samples, seed=seed
             )
         rows.append(row)
+        cover = theorem_applicability(mech)
+        if cover is None:
+            continue
+        bound_row, applies, reason = cover
         if isinstance(mech, RandomInformant):
-            bound = theorem1_bound(opt, n, mech.eps)
-            checks.append(BoundCheck(name, ROW_THEOREM1, row.truthful, bound))
-        elif isinstance(mech, CrowdsourcedLookahead):
+            bound = theorem1_bound(opt, n, mech.eps, _inner_delta(mech))
+        else:
             bound = theorem2_bound(opt, mech.delta, mech.eps)
-            checks.append(BoundCheck(name, ROW_THEOREM2, row.truthful, bound))
+        checks.append(BoundCheck(name, bound_row, row.truthful, bound, applies, reason))
     for c in checks:
+        if not c.applicable:
+            logger.debug("%s: %s", c.mechanism, c.reason)
+            continue
         log = logger.info if c.holds else logger.warning
         log("%s: revenue %.6f vs %s = %.6f (slack %.3g)", c.mechanism, c.revenue, c.bound,
             c.bound_value, c.slack)

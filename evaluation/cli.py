@@ -3,9 +3,11 @@
 ``crowdauction demo [--quick] [--out DIR] [--seed N]`` runs the default experiment;
 ``crowdauction verify CONFIG.toml`` checks incentives exactly for the configuration's
 mechanism (exit status 1 when truthful reporting is beaten, so scripts can gate on
-it); ``crowdauction bounds CONFIG.toml`` prints its revenue against the bounds. The
-configuration is a training TOML file (:mod:`crowdauction.training.config`); only its
-``[setting]`` and ``[mechanism]`` tables matter here.
+it); ``crowdauction bounds CONFIG.toml [--strict]`` prints its revenue against the
+bounds (with ``--strict``, exit status 1 when a bound the theory claims for the
+mechanism is missed). The configuration is a training TOML file
+(:mod:`crowdauction.training.config`); only its ``[setting]`` and ``[mechanism]``
+tables matter here.
 """
 
 from __future__ import annotations
@@ -16,17 +18,29 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from crowdauction.evaluation.bounds import revenue_bounds
 from crowdauction.evaluation.demo import DEFAULT_OUT, experiment_from_config, run_demo
-from crowdauction.evaluation.report import format_number, format_where, summary_table
+from crowdauction.evaluation.report import (
+    format_number,
+    format_where,
+    summary_caption,
+    summary_table,
+)
 from crowdauction.evaluation.verify import ZERO_GAIN_TOLERANCE, verify
 from crowdauction.mechanisms.exact import Strategy
 from crowdauction.training.config import load_config
 
 __all__ = ["register"]
+
+_BOUNDS_EXIT_CODES = """exit status:
+  0  the table was printed (without --strict, also when a bound fails: a warning)
+  1  --strict and an applicable bound (Theorem 1 for M with the optimal design,
+     Theorem 2 for L) fails on truthful play; a bound marked n/a never fails
+  2  the configuration is invalid (the error says what to fix)"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,12 +76,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "bounds",
         help="revenue of a configuration's mechanism against OPT and the theorems' bounds",
         description="Exact revenue of truthful play beside OPT (LP), Theorem 1 and 2 bounds, "
-        "second price, monopoly reserves, Myerson and the full surplus.",
+        "second price, monopoly reserves, Myerson and the full surplus. Theorem 1 covers M "
+        "only with the LP-optimal inner design (design = \"optimal\"); for M with another "
+        "design its row is shown as n/a. Theorem 2 covers L.",
+        epilog=_BOUNDS_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", metavar="CONFIG.toml", help="a training configuration file")
     p.add_argument("--mc", type=int, default=0, metavar="N",
                    help="also estimate revenue from N sampled auctions (cross-check)")
     p.add_argument("--json", metavar="PATH", help="also write the table as JSON")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 when an applicable bound fails")
     p.set_defaults(func=_bounds)
 
 
@@ -104,8 +124,8 @@ def _demo(args: argparse.Namespace) -> int:
         )
     console.print(summary_table(result.bounds, result.checks, result.benchmark,
                                 title="crowdauction demo" + (" (quick)" if args.quick else "")))
-    failed = [c for c in result.bounds.checks if not c.holds]
-    for c in failed:
+    console.print(escape(summary_caption(result.bounds, result.checks)), style="dim")
+    for c in result.bounds.failures:
         console.print(f"[red]{c.mechanism} misses {c.bound}: {c.revenue:.6f} < {c.bound_value:.6f}")
     console.print(f"finished in {time.perf_counter() - t0:.1f} s")
     console.print(f"report: {result.report}")
@@ -163,11 +183,20 @@ def _bounds(args: argparse.Namespace) -> int:
     console.print(
         summary_table(table, title="revenue against the bounds (exact)", monte_carlo=True)
     )
+    console.print(escape(summary_caption(table)), style="dim")
     for c in table.checks:
+        if not c.applicable:
+            console.print(f"{escape(c.mechanism)}: {escape(c.reason)}")
+            continue
         mark = "holds" if c.holds else "[red]FAILS[/red]"
         console.print(
-            f"{c.mechanism}: {c.bound} = {c.bound_value:.6f}, revenue {c.revenue:.6f}: {mark}"
+            f"{escape(c.mechanism)}: {escape(c.bound)} = {c.bound_value:.6f}, "
+            f"revenue {c.revenue:.6f}: {mark}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps(table.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if args.strict and table.failures:
+        names = ", ".join(f"{c.mechanism} ({c.bound})" for c in table.failures)
+        console.print(f"[red]--strict: applicable bound failed: {escape(names)}")
+        return 1
     return 0

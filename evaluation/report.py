@@ -4,9 +4,15 @@
 the incentive checks, the revenue against the bounds and the learned-against-truthful
 benchmark, and the plots it links: per mechanism, truthfulness and utility loss over
 training (one line per learning method and seed), and the revenue of every mechanism
-as bars (truthful and learned play) beside the benchmarks and bounds drawn as
-horizontal lines. :func:`summary_table` builds the compact ``rich`` table the command
-line prints.
+as bars (truthful play, and learned play per learning method) beside the benchmarks
+and bounds drawn as horizontal lines. :func:`summary_table` builds the compact
+``rich`` table the command line prints.
+
+Learned revenue is the same figure everywhere: when a benchmark is given, each
+learning method's mean over seeds of the exact revenue of its learned profiles (the
+benchmark's ``revenue.mean``), in the revenue table, the bar chart and the terminal
+table alike. A bound the theory does not claim for the mechanisms at hand is shown as
+``n/a`` with the reason.
 
 Plots use matplotlib's Agg canvas directly (no pyplot, no global backend switch), so
 they work without a display and leave the caller's matplotlib state alone.
@@ -27,6 +33,7 @@ from matplotlib.figure import Figure
 from rich.markup import escape
 from rich.table import Table
 
+from crowdauction.evaluation import bounds as B
 from crowdauction.evaluation.benchmark import Benchmark, Spread
 from crowdauction.evaluation.bounds import BoundsTable
 from crowdauction.evaluation.verify import ZERO_GAIN_TOLERANCE, Verification
@@ -40,10 +47,15 @@ __all__ = [
     "markdown_verification",
     "markdown_bounds",
     "markdown_benchmark",
+    "reader_notes",
+    "OPT_NOTE",
+    "OPT_CAPTION",
     "plot_revenue",
+    "revenue_series",
     "plot_training",
     "write_report",
     "summary_table",
+    "summary_caption",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,6 +67,24 @@ _DASH = "-"
 _NOISE = 1e-12
 # Line styles of the benchmark and bound lines in the revenue plot, by row kind.
 _LINE_STYLE = {"benchmark": "--", "bound": ":"}
+_NOT_APPLICABLE = "n/a"
+# Bar colours of learned play in the revenue plot, one per learning method.
+_METHOD_COLORS = ("tab:orange", "tab:green", "tab:red", "tab:purple")
+# Two revenues this close are the same figure (a "truthful" revenue equal to the surplus).
+_SAME_REVENUE = 1e-9
+
+#: What OPT is, for a reader of the revenue table.
+OPT_NOTE = (
+    "OPT is the revenue of the best classical dominant-strategy truthful auction for a "
+    "seller who knows the prior D. It does not use what the bidders know about each "
+    "other, so a crowdsourced mechanism (M, L) can earn more than OPT when bidders know "
+    "more than the prior; no ex-post IR mechanism earns more than the full surplus."
+)
+#: The same, short enough for the caption of the terminal table.
+OPT_CAPTION = (
+    "OPT is the best classical DST auction for a seller who knows D; it ignores what "
+    "bidders know of each other, so M or L can exceed it"
+)
 
 
 def training_plot_name(mechanism: str) -> str:
@@ -102,6 +132,73 @@ def format_where(d: dict) -> str:
             v = f"mass {max(v):.3f} on outcome {top}"
         parts.append(f"{k}={v}")
     return ", ".join(parts)
+
+
+def _method_label(bench: Benchmark, method: str) -> str:
+    """``self_play (mean of 3 seeds)``: a learning method and how many runs it averages."""
+    seeds = max((r.seeds for r in bench.rows if r.method == method), default=0)
+    runs = f"mean of {seeds} seeds" if seeds != 1 else "1 run"
+    return f"{method} ({runs})"
+
+
+def _methods(bench: Benchmark | None) -> list[str]:
+    return [] if bench is None else list(dict.fromkeys(r.method for r in bench.rows))
+
+
+def _learned_mean(bench: Benchmark, mechanism: str, method: str) -> float | None:
+    """Mean over seeds of the exact revenue of one method's learned profiles."""
+    for r in bench.rows:
+        if r.mechanism == mechanism and r.method == method:
+            return r.revenue.mean
+    return None
+
+
+def _not_truthful(
+    table: BoundsTable, checks: Mapping[str, Verification] | None
+) -> list[tuple[str, bool]]:
+    """Mechanisms of the table that are not truthful, and whether their truthful-play
+    revenue is the full surplus. The verifier's finding decides where it ran, the
+    mechanism's own declaration elsewhere."""
+    out = []
+    for r in table.rows:
+        if r.kind != "mechanism":
+            continue
+        v = None if checks is None else checks.get(r.name)
+        bad = (not v.truthful) if v is not None else r.declared_truthful is False
+        if bad:
+            out.append((r.name, abs(r.truthful - table.full_surplus) <= _SAME_REVENUE))
+    return out
+
+
+def reader_notes(
+    table: BoundsTable, checks: Mapping[str, Verification] | None = None
+) -> list[str]:
+    """What a reader needs to read the revenue table right.
+
+    What OPT is and why M or L may pass it; and, for every mechanism the verifier found
+    not truthful, that its revenue under truthful play is not an equilibrium outcome
+    (for first price it is the full surplus: every winner pays its value).
+    """
+    notes = [OPT_NOTE]
+    for name, is_surplus in _not_truthful(table, checks):
+        surplus = " (here it is the full surplus: every winner pays its whole value)"
+        notes.append(
+            f"{name} is not truthful: bidders gain by misreporting, so its revenue under "
+            f"truthful play is not an equilibrium outcome{surplus if is_surplus else ''}; "
+            "the learned columns show what bidders who learn to bid pay in it."
+        )
+    return notes
+
+
+def summary_caption(
+    bounds: BoundsTable, checks: Mapping[str, Verification] | None = None
+) -> str:
+    """One line under the terminal table: the notes of :func:`reader_notes`, short."""
+    parts = [OPT_CAPTION]
+    for name, is_surplus in _not_truthful(bounds, checks):
+        what = "the full surplus, not an equilibrium" if is_surplus else "not an equilibrium"
+        parts.append(f"{name} is not truthful: its 'truthful' revenue is {what}")
+    return "Note: " + "; ".join(parts) + "."
 
 
 # -- markdown -------------------------------------------------------------------------
@@ -168,19 +265,36 @@ def markdown_verification(checks: Mapping[str, Verification]) -> str:
     return "\n".join(out)
 
 
-def markdown_bounds(table: BoundsTable) -> str:
-    """The revenue table and the theorem checks."""
+def markdown_bounds(
+    table: BoundsTable,
+    bench: Benchmark | None = None,
+    checks: Mapping[str, Verification] | None = None,
+) -> str:
+    """The revenue table, the notes a reader needs, and the theorem checks.
+
+    Args:
+        table: the revenue table.
+        bench: the benchmark; adds one column per learning method with the mean over
+            seeds of the exact revenue of its learned profiles.
+        checks: the incentive checks, for the notes on mechanisms that are not truthful.
+    """
     has_learned = any(r.learned is not None for r in table.rows)
     has_mc = any(r.mc_mean is not None for r in table.rows)
+    methods = _methods(bench)
     header = ["row", "kind", "revenue (truthful, exact)"]
-    header += ["revenue (learned, exact)"] if has_learned else []
+    header += ["revenue (given learned profile, exact)"] if has_learned else []
+    header += [f"learned: {_method_label(bench, m)}" for m in methods if bench is not None]
     header += ["Monte Carlo (95% CI)"] if has_mc else []
     header += ["note"]
     rows = []
     for r in table.rows:
-        row = [r.name, r.kind, format_number(r.truthful)]
+        value = format_number(r.truthful) if r.applicable else _NOT_APPLICABLE
+        row = [r.name, r.kind, value]
         if has_learned:
             row.append(format_number(r.learned))
+        for m in methods:
+            is_mech = r.kind == "mechanism" and bench is not None
+            row.append(format_number(_learned_mean(bench, r.name, m) if is_mech else None))
         if has_mc:
             row.append(
                 _DASH if r.mc_mean is None else f"{r.mc_mean:.4f} ± {r.mc_halfwidth:.4f}"
@@ -188,6 +302,14 @@ def markdown_bounds(table: BoundsTable) -> str:
         row.append(r.note)
         rows.append(row)
     out = [_md_table(header, rows)]
+    if methods:
+        out += [
+            "",
+            "Learned columns: the exact revenue of each method's learned profiles, mean "
+            "over its seeds (the same figures as the benchmark below and the bar chart).",
+        ]
+    out += ["", "Notes:", ""]
+    out += [f"- {note}" for note in reader_notes(table, checks)]
     if table.checks:
         out += ["", "Theorem checks (truthful play, exact):", ""]
         out.append(
@@ -199,8 +321,8 @@ def markdown_bounds(table: BoundsTable) -> str:
                         c.bound,
                         format_number(c.revenue, 6),
                         format_number(c.bound_value, 6),
-                        format_number(c.slack, 6),
-                        "yes" if c.holds else "**no**",
+                        format_number(c.slack, 6) if c.applicable else _NOT_APPLICABLE,
+                        ("yes" if c.holds else "**no**") if c.applicable else c.reason,
                     ]
                     for c in table.checks
                 ],
@@ -257,28 +379,61 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def plot_revenue(table: BoundsTable, path: Path, learned_label: str = "learned play") -> Path:
-    """Bars of each mechanism's revenue (truthful, learned) with benchmark lines."""
+def revenue_series(
+    table: BoundsTable, bench: Benchmark | None = None, learned_label: str = "learned play"
+) -> list[tuple[str, list[float]]]:
+    """The bar series of :func:`plot_revenue`: ``(legend, one value per mechanism row)``.
+
+    Truthful play first; then, with a benchmark, each learning method's mean over seeds
+    (NaN where a mechanism has no run of it); without one, the table's given learned
+    profile when it has one.
+    """
     mechs = [r for r in table.rows if r.kind == "mechanism"]
-    lines = [r for r in table.rows if r.kind != "mechanism"]
-    fig = _figure(max(6.0, 1.4 * len(mechs) + 3.0), 4.5)
+    series: list[tuple[str, list[float]]] = [("truthful play", [r.truthful for r in mechs])]
+    if bench is not None:
+        for m in _methods(bench):
+            values = [_learned_mean(bench, r.name, m) for r in mechs]
+            series.append(
+                (f"learned: {_method_label(bench, m)}",
+                 [np.nan if v is None else v for v in values])
+            )
+    elif any(r.learned is not None for r in mechs):
+        series.append((learned_label, [np.nan if r.learned is None else r.learned for r in mechs]))
+    return series
+
+
+def plot_revenue(
+    table: BoundsTable,
+    path: Path,
+    learned_label: str = "learned play",
+    bench: Benchmark | None = None,
+) -> Path:
+    """Bars of each mechanism's revenue with the benchmarks and bounds as lines.
+
+    Bars: truthful play; then, with a benchmark, one bar per learning method (mean over
+    its seeds), else the given learned profile's revenue (``learned_label``) when the
+    table has one. Bounds marked not applicable are left out.
+    """
+    mechs = [r for r in table.rows if r.kind == "mechanism"]
+    lines = [r for r in table.rows if r.kind != "mechanism" and r.applicable]
+    series = revenue_series(table, bench, learned_label)
+    fig = _figure(max(6.0, (0.5 + 0.35 * len(series)) * len(mechs) + 3.5), 4.5)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(mechs))
-    learned = [r.learned for r in mechs]
-    width = 0.38 if any(v is not None for v in learned) else 0.6
-    ax.bar(x - (width / 2 if width < 0.5 else 0), [r.truthful for r in mechs], width,
-           label="truthful play", color="tab:blue")
-    if width < 0.5:
-        ax.bar(x + width / 2, [np.nan if v is None else v for v in learned], width,
-               label=learned_label, color="tab:orange")
-    colors = ["black", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:gray", "tab:olive"]
-    for r, c in zip(lines, colors * 2):
+    width = 0.8 / len(series)
+    colors = ("tab:blue", *_METHOD_COLORS)
+    for k, (label, values) in enumerate(series):
+        offset = (k - (len(series) - 1) / 2) * width
+        ax.bar(x + offset, values, width, label=label, color=colors[k % len(colors)])
+    line_colors = ["black", "tab:cyan", "tab:pink", "tab:olive", "tab:brown", "tab:gray",
+                   "navy", "darkgoldenrod"]
+    for r, c in zip(lines, line_colors * 2):
         ax.axhline(r.truthful, linestyle=_LINE_STYLE.get(r.kind, "-"), color=c, linewidth=1.2,
                    label=f"{r.name} = {r.truthful:.3f}")
     ax.set_xticks(x)
     ax.set_xticklabels([r.name for r in mechs])
-    ax.set_ylabel("expected revenue")
-    ax.set_title("Revenue against the bounds (exact)")
+    ax.set_ylabel("expected revenue (exact)")
+    ax.set_title("Revenue against the bounds")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     fig.savefig(path)
@@ -341,14 +496,16 @@ def write_report(
         bounds: the revenue table.
         bench: the learned-against-truthful benchmark, if it ran.
         timings: stage -> seconds, listed at the end.
-        learned_label: legend of the learned-play bars (which profile they show).
+        learned_label: legend of the learned-play bars when the table carries a given
+            learned profile and no benchmark is given (with a benchmark, the bars are
+            each learning method's mean over seeds).
 
     Returns:
         The path of ``report.md``.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    plot_revenue(bounds, run_dir / REVENUE_PLOT, learned_label)
+    plot_revenue(bounds, run_dir / REVENUE_PLOT, learned_label, bench)
     training_plots: list[tuple[str, str]] = []
     if bench is not None:
         for mech in dict.fromkeys(r.mechanism for r in bench.runs):
@@ -360,7 +517,7 @@ def write_report(
     parts += ["", "## Incentives: exact verification of truthful play", ""]
     parts.append(markdown_verification(checks))
     parts += ["", "## Revenue against the bounds", ""]
-    parts.append(markdown_bounds(bounds))
+    parts.append(markdown_bounds(bounds, bench, checks))
     parts += ["", f"![revenue against the bounds]({REVENUE_PLOT})"]
     if bench is not None:
         parts += ["", "## Learned against truthful play", ""]
@@ -408,13 +565,13 @@ def _json_default(x: Any) -> Any:
 
 #: Short terminal labels of the reference rows of the revenue table.
 _SHORT = {
-    "OPT (LP)": "OPT",
-    "Theorem 1: (1-1/n) OPT - eps": "Thm 1 bound",
-    "Theorem 2: (1-delta)/2 OPT - eps": "Thm 2 bound",
-    "second price": "2nd price",
-    "second price + monopoly reserves": "2nd price+reserve",
-    "Myerson (marginals)": "Myerson (marg.)",
-    "full surplus E[max]": "E[max]",
+    B.ROW_OPT: "OPT",
+    B.ROW_THEOREM1: "Thm 1 bound",
+    B.ROW_THEOREM2: "Thm 2 bound",
+    B.ROW_SECOND_PRICE: "2nd price",
+    B.ROW_MONOPOLY: "2nd price+reserve",
+    B.ROW_MYERSON: "Myerson (marg.)",
+    B.ROW_SURPLUS: "E[max]",
 }
 #: Short terminal headers of the benchmark methods.
 _METHOD_SHORT = {"self_play": "self-play", "best_response": "best resp", "hedge": "Hedge"}
@@ -436,14 +593,18 @@ def summary_table(
 
     Columns: exact truthful revenue, optionally the Monte Carlo cross-check, the
     largest valuation and belief gains the verifier found, and per benchmark method
-    the learned revenue and truthfulness rate (means over seeds).
+    the learned revenue and truthfulness rate (means over seeds, the figures of the
+    report's revenue table and bar chart). The caption says what the columns are;
+    print :func:`summary_caption` under the table for what OPT is and which
+    mechanisms' truthful revenue is not an equilibrium.
     """
-    methods = [] if bench is None else list(dict.fromkeys(b.method for b in bench.rows))
-    table = Table(
-        title=title,
-        caption="gains: largest valuation / belief misreport gain (exact); "
-        "learned: revenue and truthfulness, mean over seeds" if methods else None,
-    )
+    methods = _methods(bench)
+    caption = []
+    if checks is not None:
+        caption.append("gains: largest valuation / belief misreport gain (exact)")
+    if methods:
+        caption.append("learned: revenue and truthfulness, mean over seeds")
+    table = Table(title=title, caption="; ".join(caption) or None)
     table.add_column("", no_wrap=True)
     table.add_column("truthful", justify="right", no_wrap=True)
     has_mc = monte_carlo and any(r.mc_mean is not None for r in bounds.rows)
@@ -480,5 +641,6 @@ def summary_table(
     for r in bounds.rows:
         if r.kind != "mechanism":
             label = escape(_SHORT.get(r.name, r.name))
-            table.add_row(f"[dim]{label}[/dim]", format_number(r.truthful, 3), *pad)
+            value = format_number(r.truthful, 3) if r.applicable else _NOT_APPLICABLE
+            table.add_row(f"[dim]{label}[/dim]", value, *pad)
     return table

@@ -668,29 +668,68 @@ class Verification:
         return self.valuation.truthful and (self.belief is None or self.belief.truthful)
 
     def summary(self) -> str:
-        """A few lines a person can read: the largest gains and, given, the profile's figures."""
+        """A few lines a person can read, in two blocks.
+
+        ``mechanism:`` whether truthful reporting is dominant (the valuation and belief
+        checks, exact over the type space), with the largest gains found; ``given
+        profile:`` (when a profile was checked) whether it leaves any bidder a gain
+        against its best response, with its figures per bidder. Gains and losses at or
+        below :data:`ZERO_GAIN_TOLERANCE` are printed as 0: they are the rounding noise
+        of exact expectations, not figures.
+        """
         v = self.valuation
-        lines = [f"{self.mechanism}: truthful play is {'a' if self.truthful else 'NOT a'} dominant profile"]
-        where = f" at {v.where}" if v.max_gain > ZERO_GAIN_TOLERANCE and v.where else ""
-        lines.append(f"  valuation step: largest misreport gain {v.max_gain:.6g}{where}")
+        verdict = "dominant" if self.truthful else "NOT dominant"
+        lines = [self.mechanism, f"  mechanism: truthful reporting is {verdict} (exact)"]
+        where = f" at {_where(v.where)}" if v.max_gain > ZERO_GAIN_TOLERANCE and v.where else ""
+        over = f" over {v.belief_profiles} belief-report profiles" if v.belief_profiles > 1 else ""
+        lines.append(f"    valuation step: largest misreport gain {_gain(v.max_gain)}{over}{where}")
         if v.min_loss is not None:
-            lines.append(f"  valuation step: smallest misreport loss {v.min_loss:.6g}")
+            lines.append(f"    valuation step: smallest misreport loss {_gain(v.min_loss)}")
         if self.belief is not None:
             b = self.belief
-            lines.append(f"  belief step ({b.rule}, {b.method}): largest gain {b.max_gain:.6g}")
+            where = f" at {_where(b.where)}" if not b.truthful and b.where else ""
+            lines.append(
+                f"    belief step ({b.rule}, {b.method}): largest gain {_gain(b.max_gain)}{where}"
+            )
         if self.profile is not None:
-            p = self.profile
-
-            def fmt(a: np.ndarray) -> str:
-                return ", ".join(f"{x:.4g}" for x in a)
-
-            lines.append(f"  profile: utility loss per bidder {fmt(p.utility_loss)}")
-            lines.append(f"  profile: worst-type loss per bidder {fmt(p.worst_loss)}")
-            lines.append(f"  profile: truthfulness rate per bidder {fmt(p.truthfulness)}")
-            if p.belief_distance is not None:
-                lines.append(f"  profile: belief distance (TV) per bidder {fmt(p.belief_distance)}")
-            lines.append(f"  profile: revenue {p.revenue:.6g}")
+            lines += _profile_lines(self.profile)
         return "\n".join(lines)
+
+
+def _gain(x: float) -> str:
+    """A gain or loss for people: 0 within :data:`ZERO_GAIN_TOLERANCE`, else 6 digits."""
+    return "0" if abs(x) <= ZERO_GAIN_TOLERANCE else f"{x:.6g}"
+
+
+def _where(d: dict) -> str:
+    return ", ".join(f"{k} {val}" for k, val in d.items())
+
+
+def _profile_lines(p: ProfileCheck) -> list[str]:
+    """The ``given profile:`` block of :meth:`Verification.summary`."""
+
+    def per_bidder(a: np.ndarray, gains: bool = False) -> str:
+        return ", ".join(_gain(x) if gains else f"{x:.4g}" for x in a)
+
+    worst = float(np.max(p.worst_loss)) if p.worst_loss.size else 0.0
+    if worst <= ZERO_GAIN_TOLERANCE:
+        head = "every bidder plays a best response (exact)"
+    else:
+        who = int(np.argmax(p.worst_loss))
+        head = (
+            f"NOT an equilibrium: bidder {who} gains up to {_gain(worst)} in a cell "
+            "by deviating (exact)"
+        )
+    lines = [
+        f"  given profile: {head}",
+        f"    utility loss per bidder {per_bidder(p.utility_loss, gains=True)}",
+        f"    worst-cell loss per bidder {per_bidder(p.worst_loss, gains=True)}",
+        f"    truthfulness rate per bidder {per_bidder(p.truthfulness)}",
+    ]
+    if not np.all(np.isnan(p.belief_distance)):
+        lines.append(f"    belief distance (TV) per bidder {per_bidder(p.belief_distance)}")
+    lines.append(f"    revenue {p.revenue:.6g}")
+    return lines
 
 
 def verify(

@@ -233,3 +233,65 @@ def test_verify_bundles_the_checks(small: Knowledge) -> None:
     assert v.truthful and v.belief is not None and v.profile is not None
     np.testing.assert_allclose(v.profile.utility_loss, 0.0, atol=1e-9)
     assert verify(FirstPrice(), small).belief is None
+
+
+# -- the summary a person reads -------------------------------------------------------
+
+
+def test_summary_of_a_truthful_mechanism_and_profile(small: Knowledge) -> None:
+    mech = RandomInformant(small.space)
+    text = verify(mech, small, Strategy.truthful(small, mech), strictness=True).summary()
+    lines = text.splitlines()
+    assert lines[0] == "M"
+    assert lines[1] == "  mechanism: truthful reporting is dominant (exact)"
+    assert "    valuation step: largest misreport gain 0 over 39 belief-report profiles" in lines
+    # The lottery's margin delta / (2 * 2) * 0.5 with the n - 1 = 2 inner bidders.
+    assert "    valuation step: smallest misreport loss 0.00625" in lines
+    assert "    belief step (brier, closed form): largest gain 0" in lines
+    given = lines.index("  given profile: every bidder plays a best response (exact)")
+    assert given > lines.index("    belief step (brier, closed form): largest gain 0")
+    assert "    utility loss per bidder 0, 0, 0" in lines
+    assert "    truthfulness rate per bidder 1, 1, 1" in lines
+    assert "e-" not in text  # no rounding noise such as 8.3e-35 printed as a figure
+
+
+def test_summary_of_first_price(coin: Knowledge) -> None:
+    text = verify(FirstPrice(), coin, Strategy.truthful(coin)).summary()
+    lines = text.splitlines()
+    assert lines[1] == "  mechanism: truthful reporting is NOT dominant (exact)"
+    # Value 1 bids 0 against a 0 and wins the tie: gain 1 (see the profile test above).
+    assert lines[2] == (
+        "    valuation step: largest misreport gain 1 at bidder 0, value 1, report 0, others [0]"
+    )
+    assert "belief step" not in text  # first price asks no beliefs
+    assert lines[3] == (
+        "  given profile: NOT an equilibrium: bidder 0 gains up to 0.5 in a cell by "
+        "deviating (exact)"
+    )
+    assert "    utility loss per bidder 0.25, 0" in lines
+    assert "belief distance" not in text
+
+
+def test_summary_prints_noise_as_zero() -> None:
+    from crowdauction.evaluation.verify import ProfileCheck, ValuationCheck, Verification
+
+    tiny = 8.3e-35
+    prof = ProfileCheck(
+        "X",
+        utility_loss=np.array([tiny, 1e-3]),
+        worst_loss=np.array([tiny, 2e-3]),
+        truthfulness=np.array([1.0, 1.0]),
+        belief_distance=np.array([np.nan, np.nan]),
+        utility=np.zeros(2),
+        revenue=0.5,
+    )
+    v = Verification("X", ValuationCheck("X", tiny, {}), None, prof)
+    text = v.summary()
+    assert "largest misreport gain 0\n" in text + "\n"
+    assert "    utility loss per bidder 0, 0.001" in text
+    assert "    worst-cell loss per bidder 0, 0.002" in text
+    assert "given profile: NOT an equilibrium: bidder 1 gains up to 0.002" in text
+    assert "8.3e-35" not in text
+    # Just above the tolerance is a real gain and is printed as one.
+    v.valuation.max_gain = 2 * ZERO_GAIN_TOLERANCE
+    assert "NOT dominant" in v.summary() and "gain 2e-09" in v.summary()
