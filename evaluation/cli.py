@@ -43,6 +43,51 @@ _BOUNDS_EXIT_CODES = """exit status:
   2  the configuration is invalid (the error says what to fix)"""
 
 
+def _seed(text: str) -> int:
+    """An argparse type: an integer seed in ``[0, 2**32)``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 2**32)")
+    return value
+
+
+def _count(text: str) -> int:
+    """An argparse type: a number of Monte Carlo auctions, 0 (none) or at least 2."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value != 0 and value < 2:
+        raise argparse.ArgumentTypeError(
+            f"{value} auctions give no confidence interval; use 0 (no estimate) or at least 2"
+        )
+    return value
+
+
+def _output_file(text: str) -> str:
+    """An argparse type: a file path whose folder exists, checked before any work."""
+    parent = Path(text).expanduser().resolve().parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {str(parent)!r} does not exist; create it first")
+    if Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder; give a file name")
+    return text
+
+
+def _output_dir(text: str) -> str:
+    """An argparse type: a folder to write into (created if missing), not a file."""
+    path = Path(text).expanduser()
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise argparse.ArgumentTypeError(f"{str(p)!r} is a file, not a folder")
+            break
+    return text
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``demo``, ``verify`` and ``bounds`` to the ``crowdauction`` parser."""
     p = subparsers.add_parser(
@@ -54,10 +99,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run directory.",
     )
     p.add_argument("--quick", action="store_true", help="toy budget, under a minute (smoke test)")
-    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+    p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", type=_output_dir,
                    help=f"parent folder of the run directory (default {DEFAULT_OUT})")
     p.add_argument(
-        "--seed", type=int, default=0, metavar="N", help="first training seed (default 0)"
+        "--seed", type=_seed, default=0, metavar="N", help="first training seed (default 0)"
     )
     p.set_defaults(func=_demo)
 
@@ -68,8 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "loss, exact over the type space. Exit status 1 if a misreport gains.",
     )
     p.add_argument("config", metavar="CONFIG.toml", help="a training configuration file")
-    p.add_argument("--seed", type=int, default=0, help="seed of the arbitrary belief reports")
-    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the arbitrary belief reports")
+    p.add_argument("--json", metavar="PATH", type=_output_file,
+                   help="also write the figures as JSON")
     p.set_defaults(func=_verify)
 
     p = subparsers.add_parser(
@@ -83,9 +129,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", metavar="CONFIG.toml", help="a training configuration file")
-    p.add_argument("--mc", type=int, default=0, metavar="N",
+    p.add_argument("--mc", type=_count, default=0, metavar="N",
                    help="also estimate revenue from N sampled auctions (cross-check)")
-    p.add_argument("--json", metavar="PATH", help="also write the table as JSON")
+    p.add_argument("--json", metavar="PATH", type=_output_file,
+                   help="also write the table as JSON")
     p.add_argument("--strict", action="store_true",
                    help="exit with status 1 when an applicable bound fails")
     p.set_defaults(func=_bounds)

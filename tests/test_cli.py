@@ -303,3 +303,32 @@ def test_unwrapped_console_keeps_a_long_path_on_one_line() -> None:
     wrapped = Console(width=40, record=True, file=io.StringIO())
     wrapped.print(path, markup=False, highlight=False)
     assert wrapped.export_text() != path + "\n"  # without soft_wrap it would wrap
+
+
+@pytest.mark.parametrize(
+    "argv, complaint",
+    [
+        (["demo", "--quick", "--seed", "-1"], "not in [0, 2**32)"),
+        (["verify", "CFG", "--seed", "x"], "is not an integer"),
+        (["verify", "CFG", "--json", "/nonexistent-folder/x.json"], "does not exist"),
+        (["bounds", "CFG", "--mc", "1"], "no confidence interval"),
+        (["bounds", "CFG", "--mc", "-5"], "no confidence interval"),
+    ],
+)
+def test_evaluation_commands_reject_bad_arguments_before_any_work(argv, complaint, capsys):
+    from crowdauction.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert complaint in capsys.readouterr().err
+
+
+def test_demo_out_must_not_be_a_file(tmp_path, capsys):
+    from crowdauction.cli import main
+
+    afile = tmp_path / "f"
+    afile.write_text("x")
+    with pytest.raises(SystemExit):
+        main(["demo", "--quick", "--out", str(afile / "sub")])
+    assert "is a file, not a folder" in capsys.readouterr().err
