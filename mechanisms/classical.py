@@ -95,9 +95,13 @@ def check_reports(reports: np.ndarray, n: int | None = None) -> np.ndarray:
     if r.dtype.kind not in "iuf":
         raise InvalidReportError(f"valuation reports must be numbers, got dtype {r.dtype}")
     if r.dtype.kind == "f" and not np.all(np.isfinite(r)):
-        raise InvalidReportError("valuation reports hold NaN or infinite entries; report values on the grid")
+        raise InvalidReportError(
+            "valuation reports hold NaN or infinite entries; report values on the grid"
+        )
     if np.any(r < 0):
-        raise InvalidReportError(f"valuation reports must be non-negative, got {r[r < 0][:3].tolist()}")
+        raise InvalidReportError(
+            f"valuation reports must be non-negative, got {r[r < 0][:3].tolist()}"
+        )
     return r
 
 
@@ -402,7 +406,11 @@ class Strictified(ClassicalMechanism):
             delta, "lottery probability delta", low=0.0, high=1.0, low_open=True, high_open=True
         )
         self.eps_prime = real_param(
-            eps_prime, "lottery discount eps_prime", low=0.0, high=1.0, low_open=True,
+            eps_prime,
+            "lottery discount eps_prime",
+            low=0.0,
+            high=1.0,
+            low_open=True,
             high_open=True,
         )
         self.base = base

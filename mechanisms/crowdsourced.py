@@ -79,7 +79,10 @@ class CrowdsourcedMechanism:
                 "with one bidder there is nobody to report about"
             )
         self.eps = real_param(
-            eps, "eps (the belief-reward scale)", low=0.0, low_open=True,
+            eps,
+            "eps (the belief-reward scale)",
+            low=0.0,
+            low_open=True,
             hint="pass a small positive number such as 0.05",
         )
         self.space = space
@@ -104,7 +107,9 @@ class CrowdsourcedMechanism:
 
     def _belief(self, beliefs: Beliefs, i: int, rows: np.ndarray, B: int) -> np.ndarray:
         if len(beliefs) != self.n:
-            raise InvalidReportError(f"expected {self.n} belief arrays (one per bidder), got {len(beliefs)}")
+            raise InvalidReportError(
+                f"expected {self.n} belief arrays (one per bidder), got {len(beliefs)}"
+            )
         F = beliefs[i]
         if F is None:
             raise InvalidReportError(f"bidder {i} is asked for a belief report but none was given")
@@ -329,7 +334,11 @@ class CrowdsourcedLookahead(CrowdsourcedMechanism):
     ):
         super().__init__(space, scoring, eps)
         self.delta = real_param(
-            delta, "L's lottery probability delta", low=0.0, high=1.0, low_open=True,
+            delta,
+            "L's lottery probability delta",
+            low=0.0,
+            high=1.0,
+            low_open=True,
             high_open=True,
         )
         self._lottery = Strictified(_NoSale(space), delta, eps_prime=eps_prime, space=space)
@@ -361,7 +370,9 @@ class CrowdsourcedLookahead(CrowdsourcedMechanism):
             b = knowledge.beliefs[j].copy()
             v = space.grids[j][knowledge.cell_value[j]]  # (C_j,)
             lower = np.array([k < j for k in others])
-            beaten = np.where(lower[None, None, :], prof[None] >= v[:, None, None], prof[None] > v[:, None, None])
+            beaten = np.where(
+                lower[None, None, :], prof[None] >= v[:, None, None], prof[None] > v[:, None, None]
+            )
             asked = beaten.any(axis=2)  # (C_j, m_j)
             cond = b * asked
             mass = cond.sum(axis=1, keepdims=True)
@@ -400,7 +411,9 @@ class CrowdsourcedLookahead(CrowdsourcedMechanism):
             for j in range(n):
                 if j == i:
                     continue
-                F = self._belief(beliefs, j, rows, B).reshape((rows.size, *self.space.others_shape(j)))
+                F = self._belief(beliefs, j, rows, B).reshape(
+                    (rows.size, *self.space.others_shape(j))
+                )
                 # Axis of bidder i inside j's others-profile, and the fixed others.
                 rest = [b for b in range(n) if b != j]
                 pos = rest.index(i)
@@ -413,7 +426,9 @@ class CrowdsourcedLookahead(CrowdsourcedMechanism):
             out[rows, :K] = np.where(has, np.where(inter, first, 0.0), first)
         return out
 
-    def _price(self, r: np.ndarray, beliefs: Beliefs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _price(
+        self, r: np.ndarray, beliefs: Beliefs
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         idx = self.space.indices_of(r)
         rf = r.astype(np.float64)
         B = rf.shape[0]
@@ -456,7 +471,9 @@ class CrowdsourcedLookahead(CrowdsourcedMechanism):
         rew = self._rewards(idx, star, beliefs)
         alloc = (1 - d) * look_alloc + d * lot.allocation
         pay = (1 - d) * look_alloc * price[:, None] + d * lot.payments - rew
-        return Outcome(alloc, pay, {"candidate": star, "price": price, "informed": informed, "reward": rew})
+        return Outcome(
+            alloc, pay, {"candidate": star, "price": price, "informed": informed, "reward": rew}
+        )
 
     def sample(self, reports: np.ndarray, beliefs: Beliefs, rng: np.random.Generator) -> Realised:
         r = check_reports(reports, self.n)
@@ -471,7 +488,13 @@ class CrowdsourcedLookahead(CrowdsourcedMechanism):
         served = np.where(fired[:, None], lot.served, look)
         rew = self._rewards(idx, star, beliefs)
         pay = np.where(fired[:, None], lot.payments, look_pay) - rew
-        extra = {"candidate": star, "price": price, "informed": informed, "reward": rew, "lottery": fired}
+        extra = {
+            "candidate": star,
+            "price": price,
+            "informed": informed,
+            "reward": rew,
+            "lottery": fired,
+        }
         return Realised(served, pay, extra)
 
 

@@ -252,7 +252,6 @@ def _rows(knowledge: Knowledge, strategy: Strategy) -> tuple[np.ndarray, np.ndar
     """
     space = knowledge.space
     n = space.n
-    prof = space.profile_indices
     p = knowledge.prior.table.ravel()
     live = np.nonzero(p > 0)[0]
     profile = live
@@ -267,7 +266,9 @@ def _rows(knowledge: Knowledge, strategy: Strategy) -> tuple[np.ndarray, np.ndar
     return profile, report, weight
 
 
-def evaluate(mech: Mechanism, knowledge: Knowledge, strategy: Strategy | None = None) -> ExactResult:
+def evaluate(
+    mech: Mechanism, knowledge: Knowledge, strategy: Strategy | None = None
+) -> ExactResult:
     """Exact expected revenue, welfare and utilities of a strategy profile.
 
     Args:

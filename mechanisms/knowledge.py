@@ -100,8 +100,12 @@ def meet(*labels: np.ndarray) -> np.ndarray:
         raise InvalidPartitionError("meet needs at least one partition")
     shape = np.shape(labels[0])
     if any(np.shape(lab) != shape for lab in labels):
-        raise InvalidPartitionError(f"partitions to meet must share a shape, got {[np.shape(x) for x in labels]}")
-    stacked = np.stack([np.unique(np.asarray(lab), return_inverse=True)[1].reshape(shape) for lab in labels], -1)
+        raise InvalidPartitionError(
+            f"partitions to meet must share a shape, got {[np.shape(x) for x in labels]}"
+        )
+    stacked = np.stack(
+        [np.unique(np.asarray(lab), return_inverse=True)[1].reshape(shape) for lab in labels], -1
+    )
     _, inv = np.unique(stacked.reshape(-1, len(labels)), axis=0, return_inverse=True)
     return inv.reshape(shape)
 
@@ -127,7 +131,9 @@ class Knowledge:
         if labels is None:
             labels = [own_value(space, i) for i in range(space.n)]
         if len(labels) != space.n:
-            raise InvalidPartitionError(f"got {len(labels)} partitions for {space.n} bidders; give one per bidder")
+            raise InvalidPartitionError(
+                f"got {len(labels)} partitions for {space.n} bidders; give one per bidder"
+            )
         self.prior = prior
         self.space = space
         self.cells: list[np.ndarray] = []
@@ -140,7 +146,8 @@ class Knowledge:
             lab = np.asarray(lab)
             if lab.shape != space.shape:
                 raise InvalidPartitionError(
-                    f"partition of bidder {i} has shape {lab.shape}, expected {space.shape} (a label per profile)"
+                    f"partition of bidder {i} has shape {lab.shape}, expected {space.shape} "
+                    "(a label per profile)"
                 )
             _, cell = np.unique(lab.ravel(), return_inverse=True)
             cell = cell.reshape(-1)
@@ -154,8 +161,9 @@ class Knowledge:
                 c = int(np.nonzero(lo != hi)[0][0])
                 vals = space.grids[i][np.unique(own[cell == c])].tolist()
                 raise InvalidPartitionError(
-                    f"partition of bidder {i} hides its own value: one cell holds profiles where bidder {i} "
-                    f"has values {vals}; every cell must fix the bidder's own value (split the cell by it)"
+                    f"partition of bidder {i} hides its own value: one cell holds profiles "
+                    f"where bidder {i} has values {vals}; every cell must fix the bidder's "
+                    "own value (split the cell by it)"
                 )
             others = space.others_flat_index(i, prof)
             m = space.others_size(i)
@@ -186,7 +194,9 @@ class Knowledge:
         if isinstance(spec, str):
             spec = [spec] * space.n
         if len(spec) != space.n:
-            raise InvalidPartitionError(f"knowledge spec has {len(spec)} entries for {space.n} bidders")
+            raise InvalidPartitionError(
+                f"knowledge spec has {len(spec)} entries for {space.n} bidders"
+            )
         labels = []
         for i, s in enumerate(spec):
             if s == "own":
@@ -195,7 +205,8 @@ class Knowledge:
                 labels.append(knows_everything(space, i))
             elif isinstance(s, str) or not hasattr(s, "__iter__"):
                 raise InvalidPartitionError(
-                    f"unknown knowledge spec {s!r} for bidder {i}; expected 'own', 'all' or a list of bidders"
+                    f"unknown knowledge spec {s!r} for bidder {i}; "
+                    "expected 'own', 'all' or a list of bidders"
                 )
             else:
                 labels.append(observes(space, i, s))
@@ -226,7 +237,7 @@ class Knowledge:
         return self.beliefs[i][c].reshape(self.space.others_shape(i))
 
     def belief_at(self, i: int, indices: np.ndarray) -> np.ndarray:
-        """Flat beliefs of bidder ``i`` at profiles given as grid indices ``(B, n)``: ``(B, |others|)``."""
+        """Flat beliefs ``(B, |others|)`` of bidder ``i`` at profiles as indices ``(B, n)``."""
         i = _bidder(self.space, i)
         return self.beliefs[i][self.cell_of(i, indices)]
 

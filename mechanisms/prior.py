@@ -27,7 +27,9 @@ SUM_TOLERANCE = 1e-9
 
 def _check_probabilities(p: np.ndarray, what: str) -> None:
     if not np.all(np.isfinite(p)):
-        raise InvalidPriorError(f"{what} holds non-finite entries (NaN or inf); every entry must be a probability")
+        raise InvalidPriorError(
+            f"{what} holds non-finite entries (NaN or inf); every entry must be a probability"
+        )
     if np.any(p < 0):
         raise InvalidPriorError(
             f"{what} holds negative entries (smallest {p.min():.3g}); probabilities must be >= 0"
@@ -85,8 +87,10 @@ class Prior:
     # -- constructors ---------------------------------------------------------------
 
     @classmethod
-    def independent(cls, marginals: Sequence[Sequence[float]], grids: Sequence[Sequence[int]]) -> Prior:
-        """Independent values: bidder i's value has distribution ``marginals[i]`` on ``grids[i]``."""
+    def independent(
+        cls, marginals: Sequence[Sequence[float]], grids: Sequence[Sequence[int]]
+    ) -> Prior:
+        """Independent values: bidder i's value follows ``marginals[i]`` on ``grids[i]``."""
         return cls._independent(marginals, TypeSpace(grids))
 
     @classmethod
@@ -130,7 +134,9 @@ class Prior:
         space = TypeSpace(grids)
         table = np.zeros(space.shape)
         if len(rows) == 0:
-            raise InvalidPriorError("an explicit prior table needs at least one (profile, probability) row")
+            raise InvalidPriorError(
+                "an explicit prior table needs at least one (profile, probability) row"
+            )
         profiles = np.array([r[0] for r in rows])
         probs = np.array([r[1] for r in rows], dtype=np.float64)
         try:
@@ -139,7 +145,10 @@ class Prior:
             raise InvalidPriorError(f"explicit prior table: {e}") from e
         np.add.at(table, tuple(idx.T), probs)
         if np.any(probs < 0) or not np.all(np.isfinite(probs)):
-            raise InvalidPriorError(f"explicit prior table has invalid probabilities {probs[(probs < 0) | ~np.isfinite(probs)][:3]}")
+            raise InvalidPriorError(
+                "explicit prior table has invalid probabilities "
+                f"{probs[(probs < 0) | ~np.isfinite(probs)][:3]}"
+            )
         return cls(table, space)
 
     @classmethod
@@ -148,11 +157,15 @@ class Prior:
         space = TypeSpace(grids)
         samples = np.asarray(samples)
         if samples.ndim != 2 or samples.shape[0] == 0:
-            raise InvalidPriorError(f"samples must have shape (S, n) with S >= 1, got {samples.shape}")
+            raise InvalidPriorError(
+                f"samples must have shape (S, n) with S >= 1, got {samples.shape}"
+            )
         try:
             idx = space.indices_of(samples, what="sampled value")
         except ValueError as e:
-            raise InvalidPriorError(f"empirical prior: {e}; bin the data onto the grid first") from e
+            raise InvalidPriorError(
+                f"empirical prior: {e}; bin the data onto the grid first"
+            ) from e
         counts = np.zeros(space.shape)
         np.add.at(counts, tuple(idx.T), 1.0)
         return cls(counts / counts.sum(), space)
@@ -203,7 +216,11 @@ class Prior:
         shared factor of the equicorrelated normal (``rho`` in ``[0, 1)``).
         """
         rho = real_param(
-            rho, "copula correlation rho", low=0.0, high=1.0, high_open=True,
+            rho,
+            "copula correlation rho",
+            low=0.0,
+            high=1.0,
+            high_open=True,
             error=InvalidPriorError,
         )
         n = _num_bidders(n)
@@ -308,7 +325,9 @@ class Prior:
         t = self.table[tuple(sl)]
         mass = float(t.sum())
         if mass <= 0:
-            raise InvalidPriorError(f"cannot condition on {dict(given)}: the event has probability zero")
+            raise InvalidPriorError(
+                f"cannot condition on {dict(given)}: the event has probability zero"
+            )
         rest = [j for j in range(self.n) if j not in given]
         if not rest:
             raise InvalidPriorError("conditioning on every bidder leaves no distribution")
@@ -383,7 +402,9 @@ class Prior:
         if self._key is None:
             rounded = np.round(self.table, 12)
             shape = np.asarray(self.table.shape, dtype=np.int64).tobytes()
-            self._key = shape + b"|" + rounded.tobytes() + b"|" + b"|".join(g.tobytes() for g in self.grids)
+            self._key = (
+                shape + b"|" + rounded.tobytes() + b"|" + b"|".join(g.tobytes() for g in self.grids)
+            )
         return self._key
 
     def __repr__(self) -> str:

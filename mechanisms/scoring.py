@@ -42,9 +42,13 @@ def check_distribution(F: np.ndarray, what: str = "belief report") -> np.ndarray
     if F.ndim < 1 or F.shape[-1] == 0:
         raise InvalidReportError(f"{what} must have a last axis over outcomes, got shape {F.shape}")
     if not np.all(np.isfinite(F)):
-        raise InvalidReportError(f"{what} has non-finite entries; a distribution needs finite probabilities")
+        raise InvalidReportError(
+            f"{what} has non-finite entries; a distribution needs finite probabilities"
+        )
     if np.any(F < -1e-12):
-        raise InvalidReportError(f"{what} has negative entries (smallest {F.min():.3g}); it must lie on the simplex")
+        raise InvalidReportError(
+            f"{what} has negative entries (smallest {F.min():.3g}); it must lie on the simplex"
+        )
     s = F.sum(axis=-1)
     if np.any(np.abs(s - 1.0) > SIMPLEX_TOLERANCE):
         bad = s[np.abs(s - 1.0) > SIMPLEX_TOLERANCE]
@@ -190,7 +194,7 @@ SCORING_RULES: dict[str, type[ScoringRule]] = {
 
 
 def get_scoring_rule(rule: str | ScoringRule) -> ScoringRule:
-    """Resolve a rule by name (``brier``, ``log``, ``spherical``, ``linear``) or pass one through."""
+    """Resolve a rule by name (``brier``, ``log``, ``spherical``, ``linear``), or pass it on."""
     if isinstance(rule, ScoringRule):
         return rule
     try:

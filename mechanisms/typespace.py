@@ -137,8 +137,7 @@ class TypeSpace:
             grids = list(grids)
         except TypeError as e:
             raise InvalidParameterError(
-                "a type space needs a list of grids (one list of values per bidder), "
-                f"got {grids!r}"
+                f"a type space needs a list of grids (one list of values per bidder), got {grids!r}"
             ) from e
         if len(grids) < 1:
             raise InvalidParameterError(
@@ -221,7 +220,9 @@ class TypeSpace:
                 f"{what}s must have a last axis of length n={self.n}, got shape {values.shape}"
             )
         if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-            raise InvalidReportError(f"{what}s must be finite, got {values[~np.isfinite(values)][:3]}")
+            raise InvalidReportError(
+                f"{what}s must be finite, got {values[~np.isfinite(values)][:3]}"
+            )
         out = np.empty(values.shape, dtype=np.int64)
         for i, g in enumerate(self.grids):
             v = values[..., i]
@@ -249,8 +250,10 @@ class TypeSpace:
         return np.ravel_multi_index(tuple(np.moveaxis(rest, -1, 0)), self.others_shape(i))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, TypeSpace) and len(other.grids) == len(self.grids) and all(
-            np.array_equal(a, b) for a, b in zip(self.grids, other.grids)
+        return (
+            isinstance(other, TypeSpace)
+            and len(other.grids) == len(self.grids)
+            and all(np.array_equal(a, b) for a, b in zip(self.grids, other.grids))
         )
 
     def __hash__(self) -> int:

@@ -140,7 +140,9 @@ def test_batched_sampling_matches_the_exact_outcome_and_is_ex_post_ir():
     reports = prior.sample(40000, rng)
     real = mech.sample(reports, rng)
     exact = mech.outcome(reports)
-    assert real.revenue.mean() == pytest.approx(exact.revenue.mean(), abs=4 * real.revenue.std() / 200)
+    assert real.revenue.mean() == pytest.approx(
+        exact.revenue.mean(), abs=4 * real.revenue.std() / 200
+    )
     assert real.utilities(reports).min() >= -1e-12
     assert real.served.sum(axis=1).max() <= 1
 

@@ -49,7 +49,9 @@ def test_expected_rewards_are_unbiased_and_less_noisy(mechanism):
 
 def test_deterministic_mechanism_gives_identical_rewards():
     a, _ = play(AuctionVecEnv(mechanism="second_price", seed=1, num_auctions=50), 4)
-    b, _ = play(AuctionVecEnv(mechanism="second_price", seed=1, num_auctions=50, reward="expected"), 4)
+    b, _ = play(
+        AuctionVecEnv(mechanism="second_price", seed=1, num_auctions=50, reward="expected"), 4
+    )
     np.testing.assert_array_equal(a, b)
 
 

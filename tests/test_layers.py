@@ -29,5 +29,7 @@ def test_the_top_level_package_is_cheap():
 @pytest.mark.parametrize("generic", ["envs", "agents", "training", "evaluation", "mechanisms"])
 def test_no_generic_top_level_module_is_installed(generic, tmp_path):
     # Run from an empty folder so the checkout itself is not on the path.
-    code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({generic!r}) is not None)"
+    code = (
+        f"import importlib.util, sys; sys.exit(importlib.util.find_spec({generic!r}) is not None)"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=tmp_path).returncode == 0

@@ -354,7 +354,7 @@ def test_vec_envs_pickle_and_resume_identically():
         SingleLearnerVecEnv(num_auctions=3, learner=None, seed=0),
     )
     for venv in envs:
-        obs = venv.reset()
+        venv.reset()
         venv.step(np.zeros((venv.num_envs, 17)))
         copy = pickle.loads(pickle.dumps(venv))
         for _ in range(3):
