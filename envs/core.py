@@ -438,6 +438,24 @@ class AuctionCore:
 
     # -- rendering ------------------------------------------------------------------------
 
+    def render_mode_text(
+        self,
+        render_mode: str | None,
+        st: AuctionState | None,
+        b: int = 0,
+        names: Sequence[str] | None = None,
+    ) -> str | None:
+        """What an env's ``render()`` returns: the text table, or ``None`` (with a warning)
+        when the env was built without a render mode."""
+        if render_mode is None:
+            warnings.warn(
+                "render() called without a render mode; construct the env with render_mode='ansi'",
+                UserWarning,
+                stacklevel=3,
+            )
+            return None
+        return self.render(st, b, names)
+
     def render(
         self, st: AuctionState | None, b: int = 0, names: Sequence[str] | None = None
     ) -> str:

@@ -100,7 +100,6 @@ Version history:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -306,14 +305,7 @@ class CrowdsourcedAuctionEnv(ParallelEnv):
 
     def render(self) -> str | None:
         """``"ansi"``: a text table of the auction; ``None`` without a render mode."""
-        if self.render_mode is None:
-            warnings.warn(
-                "render() called without a render mode; construct the env with render_mode='ansi'",
-                UserWarning,
-                stacklevel=2,
-            )
-            return None
-        return self.core.render(self.auction, 0, self.possible_agents)
+        return self.core.render_mode_text(self.render_mode, self.auction, 0, self.possible_agents)
 
     def close(self) -> None:
         """Nothing to release (text rendering only)."""

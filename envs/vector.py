@@ -30,7 +30,6 @@ shift the auctions' draws.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -473,14 +472,7 @@ class SingleLearnerEnv(gymnasium.Env):
 
     def render(self) -> str | None:
         """``"ansi"``: a text table of the auction; ``None`` without a render mode."""
-        if self.render_mode is None:
-            warnings.warn(
-                "render() called without a render mode; construct the env with render_mode='ansi'",
-                UserWarning,
-                stacklevel=2,
-            )
-            return None
-        return self.core.render(self.driver.auction, 0)
+        return self.core.render_mode_text(self.render_mode, self.driver.auction, 0)
 
     def close(self) -> None:
         """Nothing to release."""
