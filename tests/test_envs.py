@@ -6,14 +6,15 @@ import warnings
 
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import data_equivalence
+from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
+
 from crowdauction.envs import EnvLayout, crowdsourced_auction_v0, truthful_action
 from crowdauction.envs.core import MECHANISM_NAMES
 from crowdauction.envs.layout import ZERO_LOGIT
 from crowdauction.errors import InvalidActionError, InvalidConfigError, UnknownNameError
 from crowdauction.mechanisms import Prior, evaluate
 from crowdauction.mechanisms.typespace import TypeSpace
-from gymnasium.utils.env_checker import data_equivalence
-from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test
 
 # Every mechanism the envs accept by name.
 MECHANISMS = list(MECHANISM_NAMES)
