@@ -117,6 +117,16 @@ def check_tables(
     return valuation, belief
 
 
+def check_same_space(mech: Mechanism | None, knowledge: Knowledge) -> None:
+    """Raise :class:`InvalidReportError` if ``mech`` was built on another type space."""
+    own = getattr(mech, "space", None)
+    if own is not None and own != knowledge.space:
+        raise InvalidReportError(
+            f"mechanism and knowledge live on different type spaces: {own!r} vs "
+            f"{knowledge.space!r}; build both on one TypeSpace"
+        )
+
+
 def check_strategy(mech: Mechanism | None, knowledge: Knowledge, strategy: Strategy) -> None:
     """Raise :class:`InvalidReportError` unless ``strategy`` fits ``knowledge`` and ``mech``.
 
@@ -125,13 +135,8 @@ def check_strategy(mech: Mechanism | None, knowledge: Knowledge, strategy: Strat
     profile count otherwise), every row a distribution; and a mechanism built on a type
     space must be built on the knowledge's.
     """
+    check_same_space(mech, knowledge)
     space = knowledge.space
-    own = getattr(mech, "space", None)
-    if own is not None and own != space:
-        raise InvalidReportError(
-            f"mechanism and knowledge live on different type spaces: {own!r} vs {space!r}; "
-            "build both on one TypeSpace"
-        )
     n = space.n
     if not isinstance(strategy, Strategy):
         raise InvalidReportError(f"strategy must be a Strategy, got {type(strategy).__name__}")
@@ -173,6 +178,7 @@ class Strategy:
             m[np.arange(m.shape[0]), knowledge.cell_value[i]] = 1.0
             val.append(m)
         if isinstance(mech, CrowdsourcedMechanism):
+            check_same_space(mech, knowledge)
             beliefs = mech.truthful_beliefs(knowledge)
         else:
             beliefs = [b.copy() for b in knowledge.beliefs]
@@ -280,6 +286,7 @@ def evaluate(
         InvalidReportError: if the strategy's tables are misshaped or not distributions,
             or if ``mech`` was built on another type space (see :func:`check_strategy`).
     """
+    check_same_space(mech, knowledge)
     if strategy is None:
         strategy = Strategy.truthful(knowledge, mech)
     check_strategy(mech, knowledge, strategy)

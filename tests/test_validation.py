@@ -464,3 +464,16 @@ def test_eps_above_the_largest_value_warns(cls: type) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         RandomInformant(SP3, design="second_price", eps=3)  # at the top value: silent
+
+
+def test_a_mechanism_on_another_type_space_is_named_before_any_indexing():
+    from crowdauction.errors import InvalidReportError
+    from crowdauction.mechanisms import CrowdsourcedLookahead, Knowledge, Prior, Strategy, TypeSpace
+    from crowdauction.mechanisms import evaluate as evaluate_exact
+
+    L = CrowdsourcedLookahead(TypeSpace.uniform(3, [0, 1, 2]))
+    know = Knowledge(Prior.gaussian_copula(3, [0, 1, 2, 3], 0.5))
+    with pytest.raises(InvalidReportError, match="different type spaces"):
+        evaluate_exact(L, know)
+    with pytest.raises(InvalidReportError, match="different type spaces"):
+        Strategy.truthful(know, L)
