@@ -57,6 +57,7 @@ __all__ = [
     "AuctionState",
     "build_core",
     "spawn_seeds",
+    "check_action",
     "non_finite_rows",
     "MECHANISM_NAMES",
     "DEFAULT_N",
@@ -100,6 +101,25 @@ def spawn_seeds(seed: int | None, count: int) -> list[int]:
     """
     children = np.random.SeedSequence(seed).spawn(int(count))
     return [int.from_bytes(c.generate_state(4).tobytes(), "little") for c in children]
+
+
+def check_action(agent: str, value: Any, shape: tuple[int, ...], want: str) -> np.ndarray:
+    """One agent's action as finite floats of ``shape``, or our error naming the agent."""
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidActionError(
+            f"action for {agent} is {value!r}, not numbers; expected {want}"
+        ) from e
+    if a.shape != shape:
+        raise InvalidActionError(f"action for {agent} has shape {a.shape}; expected {want}")
+    bad = np.nonzero(~np.isfinite(a))[0]
+    if bad.size:
+        raise InvalidActionError(
+            f"action for {agent} holds {a[bad[:3]].tolist()} at entries "
+            f"{bad[:3].tolist()}; expected {want}"
+        )
+    return a
 
 
 def non_finite_rows(actions: np.ndarray) -> np.ndarray:

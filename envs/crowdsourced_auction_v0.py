@@ -109,7 +109,7 @@ from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec
 
 from crowdauction.errors import InvalidActionError, UnknownNameError
-from crowdauction.envs.core import AuctionCore, AuctionState, build_core
+from crowdauction.envs.core import AuctionCore, AuctionState, build_core, check_action
 
 __all__ = [
     "CrowdsourcedAuctionEnv",
@@ -278,28 +278,10 @@ class CrowdsourcedAuctionEnv(ParallelEnv):
                 raise InvalidActionError(
                     f"valuation action for {agent} is {action['valuation']!r}; expected {want}"
                 )
-            logits = self._finite(agent, action["belief"], (lay.m_max,), want)
+            logits = check_action(agent, action["belief"], (lay.m_max,), want)
             index = min(int(v.reshape(-1)[0]), int(lay.grid_sizes[seat]) - 1)
             return np.concatenate([lay.encode_valuation(np.array([index]), seat), logits])
-        return self._finite(agent, action, (lay.act_dim,), lay.describe_action())
-
-    @staticmethod
-    def _finite(agent: str, value: Any, shape: tuple[int, ...], want: str) -> np.ndarray:
-        try:
-            a = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise InvalidActionError(
-                f"action for {agent} is {value!r}, not numbers; expected {want}"
-            ) from e
-        if a.shape != shape:
-            raise InvalidActionError(f"action for {agent} has shape {a.shape}; expected {want}")
-        bad = np.nonzero(~np.isfinite(a))[0]
-        if bad.size:
-            raise InvalidActionError(
-                f"action for {agent} holds {a[bad[:3]].tolist()} at entries "
-                f"{bad[:3].tolist()}; expected {want}"
-            )
-        return a
+        return check_action(agent, action, (lay.act_dim,), lay.describe_action())
 
     # -- rendering ------------------------------------------------------------------------
 

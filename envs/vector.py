@@ -39,7 +39,13 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from crowdauction.errors import InvalidActionError, InvalidConfigError
-from crowdauction.envs.core import AuctionCore, AuctionState, build_core, non_finite_rows
+from crowdauction.envs.core import (
+    AuctionCore,
+    AuctionState,
+    build_core,
+    check_action,
+    non_finite_rows,
+)
 from crowdauction.envs.crowdsourced_auction_v0 import check_render_mode
 from crowdauction.envs.layout import truthful_action
 
@@ -450,18 +456,9 @@ class SingleLearnerEnv(gymnasium.Env):
                 "the episode is over (or never began): call reset() before step()"
             )
         lay = self.layout
-        try:
-            a = np.asarray(action, dtype=np.float64)
-        except (TypeError, ValueError) as e:
-            raise InvalidActionError(
-                f"action {action!r} is not numbers; expected {lay.describe_action()}"
-            ) from e
-        if a.shape != (lay.act_dim,):
-            raise InvalidActionError(
-                f"action for learner bidder_{self.learner} has shape {a.shape}; "
-                f"expected {lay.describe_action()}"
-            )
-        a = _check_batch(a[None, :], 1, self.core, lambda r: f"learner bidder_{self.learner}")
+        a = check_action(
+            f"learner bidder_{self.learner}", action, (lay.act_dim,), lay.describe_action()
+        )[None, :]
         obs, reward = self.driver.step(a)
         if st.done:
             info = self.core.agent_infos(st, 0)[self.learner]

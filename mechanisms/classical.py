@@ -34,6 +34,7 @@ __all__ = [
     "ir_violation",
     "sample_marginals",
     "check_reports",
+    "check_reserves",
 ]
 
 
@@ -172,6 +173,36 @@ def _ranked(reports: np.ndarray) -> np.ndarray:
     return np.argsort(-reports.astype(np.float64), axis=1, kind="stable")[:, :n]
 
 
+def check_reserves(
+    reserve: float | np.ndarray | None, owner: str, allow_infinite: bool = False
+) -> np.ndarray | None:
+    """Validate reserves: ``None``, one number, or a flat array with one per bidder.
+
+    Args:
+        reserve: the reserve(s) as given.
+        owner: the mechanism's name, for messages.
+        allow_infinite: whether ``inf`` (never serve that bidder) is allowed.
+    """
+    if reserve is None:
+        return None
+    try:
+        r = np.asarray(reserve, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidParameterError(
+            f"{owner} reserve must be a number or one number per bidder, got {reserve!r}"
+        ) from e
+    if r.ndim > 1:
+        raise InvalidParameterError(
+            f"{owner} reserve must be a number or a flat list with one per bidder, got shape "
+            f"{r.shape}: {r.tolist()}"
+        )
+    finite = ~np.isnan(r) if allow_infinite else np.isfinite(r)
+    if not np.all(finite) or np.any(r < 0):
+        kind = "non-negative (inf allowed)" if allow_infinite else "finite and non-negative"
+        raise InvalidParameterError(f"{owner} reserves must be {kind}, got {r.tolist()}")
+    return r
+
+
 class SecondPrice(ClassicalMechanism):
     """Vickrey: the highest reports are served and pay the critical value.
 
@@ -193,26 +224,9 @@ class SecondPrice(ClassicalMechanism):
             raise InvalidParameterError(
                 f"second price runs on k-unit settings; got {self.setting!r} (use VCG)"
             )
-        if reserve is not None:
-            try:
-                r = np.asarray(reserve, dtype=np.float64)
-            except (TypeError, ValueError) as e:
-                raise InvalidParameterError(
-                    f"reserve must be a number or one number per bidder, got {reserve!r}"
-                ) from e
-            if r.ndim > 1:
-                raise InvalidParameterError(
-                    f"reserve must be a number or a flat list with one per bidder, got shape "
-                    f"{r.shape}: {r.tolist()}"
-                )
-            if not np.all(np.isfinite(r)) or np.any(r < 0):
-                raise InvalidParameterError(
-                    f"reserves must be finite and non-negative, got {r.tolist()}"
-                )
-            self.reserve = r
+        self.reserve = check_reserves(reserve, "second price")
+        if self.reserve is not None:
             self.name = "second_price_reserve"
-        else:
-            self.reserve = None
 
     def outcome(self, reports: np.ndarray) -> Outcome:
         r = check_reports(reports)

@@ -37,7 +37,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from crowdauction.errors import InvalidParameterError, InvalidReportError
-from crowdauction.mechanisms.classical import ClassicalMechanism, Outcome, Realised, check_reports
+from crowdauction.mechanisms.classical import (
+    ClassicalMechanism,
+    Outcome,
+    Realised,
+    check_reports,
+    check_reserves,
+)
 from crowdauction.mechanisms.typespace import DownwardClosed, Setting, SingleGood
 
 __all__ = ["VCG", "feasible_family", "vcg_outcome", "MAX_FAMILY_SIZE"]
@@ -164,22 +170,9 @@ class VCG(ClassicalMechanism):
         reserve: float | Sequence[float] | np.ndarray | None = None,
     ):
         super().__init__(setting if setting is not None else SingleGood())
-        if reserve is not None:
-            try:
-                rv = np.asarray(reserve, dtype=np.float64)
-            except (TypeError, ValueError) as e:
-                raise InvalidParameterError(
-                    f"VCG reserves must be one number or one per bidder, got {reserve!r}"
-                ) from e
-            if rv.ndim > 1 or np.any(np.isnan(rv)) or np.any(rv < 0):
-                raise InvalidParameterError(
-                    "VCG reserves must be one non-negative number or one per bidder, "
-                    f"got {reserve!r}"
-                )
-            self.reserve: np.ndarray | None = rv
+        self.reserve: np.ndarray | None = check_reserves(reserve, "VCG", allow_infinite=True)
+        if self.reserve is not None:
             self.name = "vcg_reserve"
-        else:
-            self.reserve = None
         self._families: dict[int, np.ndarray] = {}
 
     @classmethod
